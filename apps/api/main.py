@@ -1,0 +1,66 @@
+"""The HTTP API: ``uvicorn apps.api.main:app`` (port 8000, prefix /api/v1)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, FastAPI
+
+from apps.api.errors import install_problem_handlers
+from apps.api.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
+from packages.core.auth.routes import router as auth_router
+from packages.core.resources import Resources
+from packages.core.system.routes import router as system_router
+from packages.core.system.service import APP_VERSION
+from packages.infra.observability.logging import configure_logging
+from packages.shared_settings import Settings, get_settings
+
+API_PREFIX = "/api/v1"
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        resources = Resources.open(settings)
+        app.state.resources = resources
+        try:
+            yield
+        finally:
+            await resources.close()
+
+    app = FastAPI(
+        title="Minsy API",
+        version=APP_VERSION,
+        summary="AI-driven quantitative-strategy platform: chat, strategies, backtests, stress tests, paper trading.",
+        lifespan=lifespan,
+        openapi_url=f"{API_PREFIX}/openapi.json",
+        docs_url=f"{API_PREFIX}/docs",
+        redoc_url=None,
+    )
+    install_problem_handlers(app)
+    app.add_middleware(
+        BodySizeLimitMiddleware,
+        max_bytes=settings.api.max_body_bytes,
+        overrides={f"{API_PREFIX}/market-data/imports": settings.api.upload_max_bytes},
+    )
+    app.add_middleware(RequestContextMiddleware)
+
+    v1 = APIRouter(prefix=API_PREFIX)
+    v1.include_router(system_router)
+    v1.include_router(auth_router)
+    app.include_router(v1)
+    return app
+
+
+def _build_default_app() -> FastAPI:
+    os.environ.setdefault("MINSY_SERVICE", "api")
+    settings = get_settings()
+    configure_logging(settings.runtime.log_level, json_output=settings.runtime.log_json, service="api")
+    return create_app(settings)
+
+
+app = _build_default_app()

@@ -1,0 +1,83 @@
+"""The MCP process: five tool domains at ``/{domain}/mcp`` over stateless streamable HTTP (port 8110).
+
+``uvicorn apps.mcp.main:app``
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import AsyncIterator
+
+from mcp.server.mcpserver import MCPServer
+from mcp.server.transport_security import TransportSecuritySettings
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Mount, Route
+
+from apps.mcp.domains import backtest, market, strategy, stress, trading
+from apps.mcp.registry import tool_names
+from packages.core.resources import Resources
+from packages.infra.observability.logging import configure_logging
+from packages.shared_settings import Settings, get_settings
+
+DOMAIN_BUILDERS = {
+    "strategy": strategy.build,
+    "backtest": backtest.build,
+    "market": market.build,
+    "stress": stress.build,
+    "trading": trading.build,
+}
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    settings = settings or get_settings()
+    resources = Resources.open(settings)
+    servers: dict[str, MCPServer] = {name: build(resources) for name, build in DOMAIN_BUILDERS.items()}
+    security = TransportSecuritySettings(
+        allowed_hosts=settings.mcp.allowed_hosts, allowed_origins=settings.mcp.allowed_origins
+    )
+    mounts = [
+        Mount(
+            f"/{name}",
+            app=server.streamable_http_app(
+                streamable_http_path="/mcp",
+                stateless_http=True,
+                json_response=True,
+                transport_security=security,
+                host=settings.mcp.host,
+            ),
+        )
+        for name, server in servers.items()
+    ]
+
+    async def healthz(request: Request) -> JSONResponse:
+        domains = {name: {"tools": len(await tool_names(server))} for name, server in servers.items()}
+        return JSONResponse({"status": "ok", "domains": domains})
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        # Mounted sub-apps' lifespans do not run: start each domain's session manager here.
+        async with contextlib.AsyncExitStack() as stack:
+            for server in servers.values():
+                await stack.enter_async_context(server.session_manager.run())
+            try:
+                yield
+            finally:
+                await resources.close()
+
+    app = Starlette(routes=[Route("/healthz", healthz), *mounts], lifespan=lifespan)
+    app.state.servers = servers
+    app.state.resources = resources
+    return app
+
+
+def _build_default_app() -> Starlette:
+    os.environ.setdefault("MINSY_SERVICE", "mcp")
+    settings = get_settings()
+    configure_logging(settings.runtime.log_level, json_output=settings.runtime.log_json, service="mcp")
+    return create_app(settings)
+
+
+app = _build_default_app()

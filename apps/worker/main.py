@@ -1,0 +1,23 @@
+"""Celery worker entry: ``celery -A apps.worker.main worker -Q <queues> -n <kind>@%h``.
+
+The CPU worker consumes ``backtest,stress`` (prefetch 1: one long job per process at a time); the
+IO worker consumes ``market_data,paper_trading,notifications,maintenance``.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("MINSY_SERVICE", "worker_cpu")
+
+from packages.infra.observability.logging import configure_logging
+from packages.infra.queue.celery_app import celery_app
+from packages.shared_settings import get_settings
+
+_settings = get_settings()
+configure_logging(
+    _settings.runtime.log_level, json_output=_settings.runtime.log_json, service=_settings.runtime.service
+)
+celery_app.conf.worker_prefetch_multiplier = 1
+
+__all__ = ["celery_app"]

@@ -1,0 +1,112 @@
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, status
+
+from packages.core.auth.schemas import (
+    AuthResponse,
+    LoginRequest,
+    McpTokenRequest,
+    McpTokenResponse,
+    RefreshRequest,
+    RegisterRequest,
+    TokenPair,
+    UserOut,
+)
+from packages.core.auth.service import AuthService
+from packages.core.http.deps import PrincipalDep, ResourcesDep, UowDep
+from packages.core.http.problems import problem_responses
+from packages.core.http.rate_limit import enforce_rate_limit
+
+router = APIRouter(prefix="/auth", tags=["auth"])
+
+AUTH_ATTEMPTS_PER_MINUTE = 20
+
+
+def _client_ip(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+@router.post(
+    "/register",
+    status_code=status.HTTP_201_CREATED,
+    operation_id="auth_register",
+    summary="Create an account and log in",
+    responses=problem_responses(409, 413, 422, 429),
+)
+async def register(
+    body: RegisterRequest, request: Request, uow: UowDep, resources: ResourcesDep
+) -> AuthResponse:
+    await enforce_rate_limit(
+        resources.redis, f"register:{_client_ip(request)}", limit=AUTH_ATTEMPTS_PER_MINUTE, window_s=60
+    )
+    async with uow:
+        return await AuthService(uow, resources.settings).register(
+            body.email, body.password, body.display_name
+        )
+
+
+@router.post(
+    "/login",
+    operation_id="auth_login",
+    summary="Exchange email and password for an access and a refresh token",
+    responses=problem_responses(401, 413, 422, 429),
+)
+async def login(body: LoginRequest, request: Request, uow: UowDep, resources: ResourcesDep) -> AuthResponse:
+    await enforce_rate_limit(
+        resources.redis,
+        f"login:{_client_ip(request)}:{body.email.lower()}",
+        limit=AUTH_ATTEMPTS_PER_MINUTE,
+        window_s=60,
+    )
+    async with uow:
+        return await AuthService(uow, resources.settings).login(body.email, body.password)
+
+
+@router.post(
+    "/refresh",
+    operation_id="auth_refresh",
+    summary="Rotate a refresh token: returns a new pair; the old refresh token stops working",
+    responses=problem_responses(401, 413, 422),
+)
+async def refresh(body: RefreshRequest, uow: UowDep, resources: ResourcesDep) -> TokenPair:
+    async with uow:
+        return await AuthService(uow, resources.settings).refresh(body.refresh_token)
+
+
+@router.post(
+    "/logout",
+    status_code=status.HTTP_204_NO_CONTENT,
+    operation_id="auth_logout",
+    summary="Revoke every refresh token of this login",
+    responses=problem_responses(413, 422),
+)
+async def logout(body: RefreshRequest, uow: UowDep, resources: ResourcesDep) -> None:
+    async with uow:
+        await AuthService(uow, resources.settings).logout(body.refresh_token)
+
+
+@router.get("/me", operation_id="auth_me", summary="The logged-in user", responses=problem_responses(401))
+async def me(principal: PrincipalDep, uow: UowDep, resources: ResourcesDep) -> UserOut:
+    async with uow:
+        return await AuthService(uow, resources.settings).me(principal)
+
+
+@router.post(
+    "/mcp-token",
+    status_code=status.HTTP_201_CREATED,
+    operation_id="auth_mcp_token",
+    summary="Issue a short-lived token for the MCP servers (optionally bound to a chat session)",
+    description=(
+        "Use the token as 'Authorization: Bearer <token>' with any MCP client (for example a desktop "
+        "assistant) against the returned server URLs. Tools then act as you, and only on your objects."
+    ),
+    responses=problem_responses(401, 404, 413, 422),
+)
+async def mcp_token(
+    principal: PrincipalDep, uow: UowDep, resources: ResourcesDep, body: McpTokenRequest | None = None
+) -> McpTokenResponse:
+    body = body or McpTokenRequest()
+    async with uow:
+        return await AuthService(uow, resources.settings).issue_mcp_token(
+            principal, body.session_id, body.domains, body.ttl_minutes
+        )

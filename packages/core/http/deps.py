@@ -1,0 +1,55 @@
+"""FastAPI dependencies shared by every feature's routes."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from packages.core.auth.repository import UserRepository
+from packages.core.auth.service import Principal
+from packages.core.errors import Unauthorized
+from packages.core.resources import Resources
+from packages.core.uow import UnitOfWork
+from packages.infra.observability.logging import user_id_var
+from packages.infra.security.tokens import InvalidToken, decode_access_token
+
+_bearer = HTTPBearer(auto_error=False, description="Access token from /api/v1/auth/login")
+
+_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="minsy"'}
+
+
+def get_resources(request: Request) -> Resources:
+    resources: Resources = request.app.state.resources
+    return resources
+
+
+def get_uow(resources: Annotated[Resources, Depends(get_resources)]) -> UnitOfWork:
+    return resources.unit_of_work()
+
+
+async def get_principal(
+    resources: Annotated[Resources, Depends(get_resources)],
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise Unauthorized("Send 'Authorization: Bearer <access token>'.", headers=_CHALLENGE)
+    auth = resources.settings.auth
+    try:
+        claims = decode_access_token(
+            credentials.credentials, secret=auth.secret_key.get_secret_value(), issuer=auth.issuer
+        )
+    except InvalidToken as exc:
+        raise Unauthorized("The access token is invalid or expired; refresh it.", headers=_CHALLENGE) from exc
+    async with resources.session_factory() as session:
+        user = await UserRepository(session).by_id(claims.user_id)
+    if user is None or not user.is_active:
+        raise Unauthorized("The account no longer exists or is disabled.", headers=_CHALLENGE)
+    user_id_var.set(str(user.id))
+    return Principal(user_id=user.id)
+
+
+ResourcesDep = Annotated[Resources, Depends(get_resources)]
+UowDep = Annotated[UnitOfWork, Depends(get_uow)]
+PrincipalDep = Annotated[Principal, Depends(get_principal)]

@@ -1,0 +1,82 @@
+"""Background jobs the CPU worker runs: backtests and stress tests."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.orm import Mapped, mapped_column
+
+from packages.infra.db.base import Base, Timestamps, UUIDPrimaryKey
+
+
+class _JobColumns(UUIDPrimaryKey, Timestamps):
+    status: Mapped[str] = mapped_column(String(16), nullable=False, default="queued", server_default="queued")
+    progress: Mapped[float] = mapped_column(Float, nullable=False, default=0.0, server_default="0")
+    progress_message: Mapped[str | None] = mapped_column(String(200))
+    request: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False)
+    idempotency_key: Mapped[str | None] = mapped_column(String(200))
+    request_hash: Mapped[str | None] = mapped_column(String(64))
+    summary: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    error: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0, server_default="0")
+    cancel_requested: Mapped[bool] = mapped_column(default=False, server_default="false", nullable=False)
+    worker: Mapped[str | None] = mapped_column(String(200))
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class BacktestJob(_JobColumns, Base):
+    __tablename__ = "backtest_jobs"
+    __table_args__ = (
+        UniqueConstraint("user_id", "idempotency_key"),
+        Index("ix_backtest_jobs_user_id_created_at", "user_id", "created_at"),
+        Index("ix_backtest_jobs_status", "status"),
+    )
+
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("users.id", ondelete="CASCADE"), nullable=False
+    )
+    strategy_id: Mapped[uuid.UUID | None] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("strategies.id", ondelete="SET NULL")
+    )
+    strategy_version: Mapped[int | None] = mapped_column(Integer)
+    # zlib-compressed arrays (equity, drawdown, trades, orders) for charts and analysis views.
+    artifacts: Mapped[bytes | None] = mapped_column(LargeBinary)
+    result_hash: Mapped[str | None] = mapped_column(String(64))
+
+
+class StressJob(_JobColumns, Base):
+    __tablename__ = "stress_jobs"
+    __table_args__ = (
+        UniqueConstraint("user_id", "idempotency_key"),
+        Index("ix_stress_jobs_user_id_created_at", "user_id", "created_at"),
+        Index("ix_stress_jobs_status", "status"),
+    )
+
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("users.id", ondelete="CASCADE"), nullable=False
+    )
+    strategy_id: Mapped[uuid.UUID | None] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("strategies.id", ondelete="SET NULL")
+    )
+    strategy_version: Mapped[int | None] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(32), nullable=False)
+    backtest_job_id: Mapped[uuid.UUID | None] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("backtest_jobs.id", ondelete="SET NULL")
+    )
+    notes: Mapped[str | None] = mapped_column(Text)

@@ -1,0 +1,1 @@
+"""Celery: one app, JSON only, CPU and IO queues, enqueue-after-commit publishing."""

@@ -1,0 +1,234 @@
+"""Typed settings, one class per concern, all read through the same env-file layering."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+from urllib.parse import quote
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from packages.shared_settings.loader import REPO_ROOT, EnvLayout, SettingsError, resolve_env_layout
+
+# Values that mean "nobody set this yet"; prod refuses to start with any of them.
+_PLACEHOLDER_MARKERS = ("change-me", "changeme", "placeholder", "dev-insecure", "your-", "xxx")
+
+
+class _Group(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore", env_file_encoding="utf-8", frozen=True)
+
+
+class RuntimeSettings(_Group):
+    profile: Literal["dev", "prod"] = "dev"
+    service: str | None = None
+    data_dir: Path = Field(default=REPO_ROOT / "var", alias="MINSY_DATA_DIR")
+    embedded_services: Literal["auto", "always", "never"] = Field(
+        default="auto", alias="MINSY_EMBEDDED_SERVICES"
+    )
+    log_level: str = Field(default="INFO", alias="LOG_LEVEL")
+    log_json: bool = Field(default=True, alias="LOG_JSON")
+
+    @field_validator("data_dir")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        return value if value.is_absolute() else (REPO_ROOT / value)
+
+
+class DatabaseSettings(_Group):
+    url_override: str | None = Field(default=None, alias="DATABASE_URL")
+    host: str = Field(default="127.0.0.1", alias="POSTGRES_HOST")
+    port: int = Field(default=5432, alias="POSTGRES_PORT")
+    user: str = Field(default="postgres", alias="POSTGRES_USER")
+    password: SecretStr = Field(default=SecretStr(""), alias="POSTGRES_PASSWORD")
+    name: str = Field(default="minsy", alias="POSTGRES_DB")
+    pool_size: int = Field(default=10, alias="DATABASE_POOL_SIZE")
+    echo: bool = Field(default=False, alias="DATABASE_ECHO")
+
+    @property
+    def url(self) -> str:
+        """SQLAlchemy async URL (asyncpg driver)."""
+        if self.url_override:
+            return normalise_database_url(self.url_override)
+        password = self.password.get_secret_value()
+        auth = quote(self.user, safe="") + (":" + quote(password, safe="") if password else "")
+        return f"postgresql+asyncpg://{auth}@{self.host}:{self.port}/{self.name}"
+
+
+class RedisSettings(_Group):
+    url_override: str | None = Field(default=None, alias="REDIS_URL")
+    host: str = Field(default="127.0.0.1", alias="REDIS_HOST")
+    port: int = Field(default=6379, alias="REDIS_PORT")
+    password: SecretStr = Field(default=SecretStr(""), alias="REDIS_PASSWORD")
+    app_db: int = Field(default=0, alias="REDIS_APP_DB")
+    broker_db: int = Field(default=1, alias="REDIS_BROKER_DB")
+    result_db: int = Field(default=2, alias="REDIS_RESULT_DB")
+
+    @property
+    def base_url(self) -> str:
+        if self.url_override:
+            base = self.url_override.rstrip("/")
+            # Drop a trailing "/<db>" so that each role picks its own database number.
+            head, _, tail = base.rpartition("/")
+            return head if tail.isdigit() and "://" in head else base
+        password = self.password.get_secret_value()
+        auth = f":{quote(password, safe='')}@" if password else ""
+        return f"redis://{auth}{self.host}:{self.port}"
+
+    def url(self, db: int | None = None) -> str:
+        return f"{self.base_url}/{self.app_db if db is None else db}"
+
+    @property
+    def app_url(self) -> str:
+        return self.url(self.app_db)
+
+    @property
+    def broker_url(self) -> str:
+        return self.url(self.broker_db)
+
+    @property
+    def result_url(self) -> str:
+        return self.url(self.result_db)
+
+
+class AuthSettings(_Group):
+    secret_key: SecretStr = Field(default=SecretStr("dev-insecure-secret-key-change-me"), alias="SECRET_KEY")
+    access_token_minutes: int = Field(default=30, alias="ACCESS_TOKEN_MINUTES")
+    refresh_token_days: int = Field(default=14, alias="REFRESH_TOKEN_DAYS")
+    mcp_token_secret: SecretStr = Field(
+        default=SecretStr("dev-insecure-mcp-secret-change-me"), alias="MCP_CONTEXT_SECRET"
+    )
+    mcp_token_minutes: int = Field(default=15, alias="MCP_TOKEN_MINUTES")
+    mcp_token_max_minutes: int = Field(default=24 * 60, alias="MCP_TOKEN_MAX_MINUTES")
+    issuer: str = Field(default="minsy", alias="JWT_ISSUER")
+
+
+class ApiSettings(_Group):
+    host: str = Field(default="127.0.0.1", alias="API_HOST")
+    port: int = Field(default=8000, alias="API_PORT")
+    max_body_bytes: int = Field(default=1_048_576, alias="API_MAX_BODY_BYTES")
+    upload_max_bytes: int = Field(default=64 * 1_048_576, alias="API_UPLOAD_MAX_BYTES")
+    cors_origins: list[str] = Field(default_factory=list, alias="API_CORS_ORIGINS")
+    public_url: str = Field(default="http://127.0.0.1:8000", alias="API_PUBLIC_URL")
+
+
+class McpSettings(_Group):
+    host: str = Field(default="127.0.0.1", alias="MCP_HOST")
+    port: int = Field(default=8110, alias="MCP_PORT")
+    public_url: str = Field(default="http://127.0.0.1:8110", alias="MCP_PUBLIC_URL")
+    # How the API reaches the MCP process for /status (inside compose: http://mcp:8110).
+    internal_url: str = Field(default="http://127.0.0.1:8110", alias="MCP_INTERNAL_URL")
+    allowed_hosts: list[str] = Field(
+        default_factory=lambda: ["127.0.0.1:*", "localhost:*", "[::1]:*"], alias="MCP_ALLOWED_HOSTS"
+    )
+    allowed_origins: list[str] = Field(
+        default_factory=lambda: ["http://127.0.0.1:*", "http://localhost:*"], alias="MCP_ALLOWED_ORIGINS"
+    )
+
+    DOMAINS: ClassVar[tuple[str, ...]] = ("strategy", "backtest", "market", "stress", "trading")
+
+    def domain_url(self, domain: str) -> str:
+        return f"{self.public_url.rstrip('/')}/{domain}/mcp"
+
+
+class CelerySettings(_Group):
+    # Above the longest task's hard time limit, so Redis never re-delivers a task that is still running.
+    visibility_timeout_s: int = Field(default=4 * 3600, alias="CELERY_VISIBILITY_TIMEOUT_S")
+    task_soft_time_limit_s: int = Field(default=3 * 3600, alias="CELERY_TASK_SOFT_TIME_LIMIT_S")
+    task_time_limit_s: int = Field(default=3 * 3600 + 300, alias="CELERY_TASK_TIME_LIMIT_S")
+    beat_heartbeat_s: float = Field(default=15.0, alias="BEAT_HEARTBEAT_S")
+
+
+class OpenAISettings(_Group):
+    api_key: SecretStr | None = Field(default=None, alias="OPENAI_API_KEY")
+    base_url: str | None = Field(default=None, alias="OPENAI_BASE_URL")
+    model: str = Field(default="gpt-5.2", alias="OPENAI_RESPONSE_MODEL")
+
+
+class ProviderSettings(_Group):
+    alpaca_api_key: SecretStr | None = Field(default=None, alias="ALPACA_API_KEY")
+    alpaca_api_secret: SecretStr | None = Field(default=None, alias="ALPACA_API_SECRET")
+    network_enabled: bool = Field(default=False, alias="MARKET_DATA_NETWORK_ENABLED")
+
+
+_GROUPS: dict[str, type[_Group]] = {
+    "runtime": RuntimeSettings,
+    "database": DatabaseSettings,
+    "redis": RedisSettings,
+    "auth": AuthSettings,
+    "api": ApiSettings,
+    "mcp": McpSettings,
+    "celery": CelerySettings,
+    "openai": OpenAISettings,
+    "providers": ProviderSettings,
+}
+
+# Secrets that must be real in prod: (group, field, env name).
+_REQUIRED_PROD_SECRETS = (
+    ("auth", "secret_key", "SECRET_KEY"),
+    ("auth", "mcp_token_secret", "MCP_CONTEXT_SECRET"),
+)
+
+
+def normalise_database_url(url: str) -> str:
+    for prefix in ("postgresql+psycopg://", "postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+asyncpg://" + url[len(prefix) :]
+    return url
+
+
+def _is_placeholder(value: str) -> bool:
+    lowered = value.strip().lower()
+    return not lowered or any(marker in lowered for marker in _PLACEHOLDER_MARKERS)
+
+
+class Settings:
+    """All settings groups of one process, loaded from the same env layout."""
+
+    runtime: RuntimeSettings
+    database: DatabaseSettings
+    redis: RedisSettings
+    auth: AuthSettings
+    api: ApiSettings
+    mcp: McpSettings
+    celery: CelerySettings
+    openai: OpenAISettings
+    providers: ProviderSettings
+
+    def __init__(self, layout: EnvLayout) -> None:
+        self.layout = layout
+        env_files: Any = layout.files or None
+        for name, group in _GROUPS.items():
+            overrides: dict[str, Any] = {}
+            if group is RuntimeSettings:
+                overrides = {"profile": layout.profile, "service": layout.service}
+            setattr(self, name, group(_env_file=env_files, **overrides))
+        if layout.profile == "prod":
+            self._refuse_placeholder_secrets()
+
+    def _refuse_placeholder_secrets(self) -> None:
+        bad = [
+            env_name
+            for group, field, env_name in _REQUIRED_PROD_SECRETS
+            if _is_placeholder(getattr(getattr(self, group), field).get_secret_value())
+        ]
+        if bad:
+            raise SettingsError(
+                "Profile 'prod' refuses missing or placeholder secrets: "
+                + ", ".join(bad)
+                + " (set them in env/.env.secrets; see env/.env.secrets.example)."
+            )
+
+
+@functools.cache
+def get_settings() -> Settings:
+    return Settings(resolve_env_layout())
+
+
+def reload_settings() -> Settings:
+    get_settings.cache_clear()
+    return get_settings()
+
+
+__all__ = ["Settings", "SettingsError", "get_settings", "reload_settings"]
