@@ -20,4 +20,8 @@ configure_logging(
 )
 celery_app.conf.worker_prefetch_multiplier = 1
 
+# Every feature's task module; each registers its tasks on import.
+TASK_MODULES = ("packages.core.system.tasks", "packages.core.jobs.tasks")
+celery_app.conf.include = TASK_MODULES
+
 __all__ = ["celery_app"]

@@ -138,6 +138,11 @@ class CelerySettings(_Group):
     task_soft_time_limit_s: int = Field(default=3 * 3600, alias="CELERY_TASK_SOFT_TIME_LIMIT_S")
     task_time_limit_s: int = Field(default=3 * 3600 + 300, alias="CELERY_TASK_TIME_LIMIT_S")
     beat_heartbeat_s: float = Field(default=15.0, alias="BEAT_HEARTBEAT_S")
+    job_heartbeat_s: float = Field(default=2.0, alias="JOB_HEARTBEAT_S")
+    # A running job whose heartbeat is older than this lost its worker: it is re-queued or failed.
+    job_stale_after_s: float = Field(default=30.0, alias="JOB_STALE_AFTER_S")
+    job_max_attempts: int = Field(default=3, alias="JOB_MAX_ATTEMPTS")
+    stale_job_sweep_s: float = Field(default=30.0, alias="STALE_JOB_SWEEP_S")
 
 
 class OpenAISettings(_Group):

@@ -1,4 +1,5 @@
-"""The one Celery app. Task modules live beside their features (``packages/core/<feature>/tasks.py``)."""
+"""The one Celery app. Task modules live beside their features (``packages/core/<feature>/tasks.py``)
+and are loaded by the worker entry point (``apps/worker/main.py``); everyone else sends by name."""
 
 from __future__ import annotations
 
@@ -7,8 +8,6 @@ from kombu import Queue
 
 from packages.infra.queue.queues import ALL_QUEUES
 from packages.shared_settings import Settings, get_settings
-
-TASK_MODULES = ("packages.core.system.tasks",)
 
 
 def route_task(
@@ -20,9 +19,7 @@ def route_task(
 
 
 def create_celery_app(settings: Settings) -> Celery:
-    app = Celery(
-        "minsy", broker=settings.redis.broker_url, backend=settings.redis.result_url, include=TASK_MODULES
-    )
+    app = Celery("minsy", broker=settings.redis.broker_url, backend=settings.redis.result_url)
     app.conf.update(
         task_serializer="json",
         result_serializer="json",
@@ -47,7 +44,12 @@ def create_celery_app(settings: Settings) -> Celery:
         worker_hijack_root_logger=False,
         worker_send_task_events=True,
         task_send_sent_event=True,
-        beat_schedule={},
+        beat_schedule={
+            "reap-stale-jobs": {
+                "task": "maintenance.reap_stale_jobs",
+                "schedule": settings.celery.stale_job_sweep_s,
+            },
+        },
     )
     return app
 

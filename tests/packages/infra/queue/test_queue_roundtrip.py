@@ -62,6 +62,8 @@ def test_celery_configuration_is_safe() -> None:
     assert conf.task_serializer == "json" and conf.accept_content == ["json"]
     assert conf.task_reject_on_worker_lost is True
     assert conf.broker_transport_options["visibility_timeout"] > conf.task_time_limit
+    import apps.worker.main  # noqa: F401  (registers the task modules, as the worker does)
+
     celery_app.loader.import_default_modules()
     probe = celery_app.tasks["backtest.probe"]
     assert probe.acks_late is True

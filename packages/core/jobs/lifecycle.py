@@ -1,0 +1,138 @@
+"""State changes of a background job row, shared by backtest and stress jobs.
+
+The row is the source of truth. A worker *claims* a job (queued -> running, attempt + 1) and only
+the holder of the current attempt may finish it, so a job re-delivered after a worker died runs
+again but completes exactly once.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from packages.core.jobs.schemas import ACTIVE_STATUSES
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class JobLifecycle:
+    def __init__(self, model: type[Any]) -> None:
+        self.model = model
+
+    async def claim(
+        self,
+        session: AsyncSession,
+        job_id: uuid.UUID,
+        *,
+        worker: str,
+        stale_after: timedelta,
+        max_attempts: int,
+    ) -> int | None:
+        """Start (or take over a stale) run; returns the attempt number, or None if not ours to run."""
+        m = self.model
+        now = utcnow()
+        claimed = await session.scalar(
+            update(m)
+            .where(
+                m.id == job_id,
+                m.cancel_requested.is_(False),
+                m.attempts < max_attempts,
+                or_(m.status == "queued", (m.status == "running") & (m.heartbeat_at < now - stale_after)),
+            )
+            .values(
+                status="running",
+                attempts=m.attempts + 1,
+                worker=worker,
+                started_at=now,
+                heartbeat_at=now,
+                progress=0.0,
+                progress_message="started",
+                error=None,
+            )
+            .returning(m.attempts)
+        )
+        return int(claimed) if claimed is not None else None
+
+    async def state(
+        self, session: AsyncSession, job_id: uuid.UUID
+    ) -> tuple[str, datetime | None, bool] | None:
+        m = self.model
+        row = (
+            await session.execute(select(m.status, m.heartbeat_at, m.cancel_requested).where(m.id == job_id))
+        ).one_or_none()
+        return (row[0], row[1], row[2]) if row else None
+
+    async def heartbeat(
+        self,
+        session: AsyncSession,
+        job_id: uuid.UUID,
+        attempt: int,
+        progress: float | None,
+        message: str | None,
+    ) -> bool:
+        """Record liveness (and progress); returns whether cancellation was requested."""
+        m = self.model
+        values: dict[str, Any] = {"heartbeat_at": utcnow()}
+        if progress is not None:
+            values["progress"] = round(min(max(progress, 0.0), 1.0), 4)
+        if message is not None:
+            values["progress_message"] = message[:200]
+        cancel = await session.scalar(
+            update(m)
+            .where(m.id == job_id, m.attempts == attempt, m.status == "running")
+            .values(**values)
+            .returning(m.cancel_requested)
+        )
+        return bool(cancel)
+
+    async def finish(
+        self, session: AsyncSession, job_id: uuid.UUID, attempt: int, status: str, **values: Any
+    ) -> bool:
+        """Terminal transition, fenced by the attempt number: a superseded run changes nothing."""
+        m = self.model
+        done = await session.scalar(
+            update(m)
+            .where(m.id == job_id, m.attempts == attempt, m.status == "running")
+            .values(status=status, finished_at=utcnow(), heartbeat_at=utcnow(), **values)
+            .returning(m.id)
+        )
+        return done is not None
+
+    async def request_cancel(self, session: AsyncSession, job_id: uuid.UUID) -> None:
+        m = self.model
+        await session.execute(
+            update(m).where(m.id == job_id, m.status.in_(ACTIVE_STATUSES)).values(cancel_requested=True)
+        )
+        # A job no worker has started yet is cancelled at once.
+        await session.execute(
+            update(m)
+            .where(m.id == job_id, m.status == "queued")
+            .values(status="cancelled", finished_at=utcnow(), progress_message="cancelled before start")
+        )
+
+    async def stale_running(
+        self, session: AsyncSession, stale_after: timedelta
+    ) -> list[tuple[uuid.UUID, int]]:
+        m = self.model
+        rows = await session.execute(
+            select(m.id, m.attempts)
+            .where(m.status == "running", m.heartbeat_at < utcnow() - stale_after)
+            .with_for_update(skip_locked=True)
+        )
+        return [(row[0], int(row[1])) for row in rows]
+
+    async def requeue(self, session: AsyncSession, job_id: uuid.UUID, attempt: int) -> bool:
+        m = self.model
+        done = await session.scalar(
+            update(m)
+            .where(m.id == job_id, m.attempts == attempt, m.status == "running")
+            .values(status="queued", progress_message="re-queued after its worker stopped answering")
+            .returning(m.id)
+        )
+        return done is not None
