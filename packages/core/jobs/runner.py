@@ -8,6 +8,7 @@ computation checks between steps.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
@@ -82,20 +83,22 @@ async def run_job(resources: Resources, kind: JobKind[Any, Any], job_id: uuid.UU
         )
         state = None if attempt is not None else await kind.lifecycle.state(uow.session, job_id)
     if attempt is None:
-        if state is not None and state[0] == "running" and state[1] is not None:
-            if datetime.now(UTC) - state[1] < stale_after:
-                return "busy"  # another worker holds it; look again once its heartbeat could go stale
-        return "skipped"
+        held_elsewhere = (
+            state is not None
+            and state[0] == "running"
+            and state[1] is not None
+            and datetime.now(UTC) - state[1] < stale_after
+        )
+        # "busy": another worker holds it; look again once its heartbeat could have gone stale.
+        return "busy" if held_elsewhere else "skipped"
 
     control = JobControl()
     stop_heartbeat = asyncio.Event()
 
     async def heartbeat() -> None:
         while not stop_heartbeat.is_set():
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop_heartbeat.wait(), settings.job_heartbeat_s)
-            except TimeoutError:
-                pass
             latest = control.take_progress()
             async with resources.unit_of_work() as uow:
                 cancel = await kind.lifecycle.heartbeat(

@@ -22,6 +22,9 @@ OrderKind = Literal["market", "limit", "stop"]
 ExitKind = Literal["signal", "stop_loss", "take_profit", "trailing_stop", "time_exit", "bracket"]
 SizingMode = Literal["fixed_quantity", "fixed_cash", "percent_equity", "risk_per_trade", "volatility_target"]
 
+# valid_bars of a good-till-cancelled order (fits an int32, exceeds any bar count we handle).
+GOOD_TILL_CANCELLED = 2**31 - 1
+
 
 @dataclass(frozen=True)
 class OrderPlan:
@@ -29,7 +32,8 @@ class OrderPlan:
 
     ``price`` holds the limit or stop price computed at the signal bar's close (NaN where there is
     no signal); it is ``None`` for market orders. ``valid_bars`` is how many bars after the signal
-    the order keeps working before it is cancelled (1 = only the next bar).
+    the order keeps working before it is cancelled (1 = only the next bar);
+    ``GOOD_TILL_CANCELLED`` is a count no data set reaches, i.e. the order never expires.
     """
 
     kind: OrderKind = "market"
