@@ -58,6 +58,8 @@ def pytest_configure(config: pytest.Config) -> None:
             "MINSY_DATA_DIR": str(data_dir),
             "LOG_JSON": "true",
             "BEAT_HEARTBEAT_S": "1",
+            # The MCP subprocess of this run listens here; the API's /status looks for it here.
+            "MCP_PORT": str(free_port()),
         }
     )
     settings = reload_settings()
@@ -141,12 +143,12 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 @pytest.fixture(scope="session")
 def mcp_server(stack: Stack, settings: Any) -> str:
     """The real MCP app served by uvicorn in a subprocess; returns its base URL."""
-    port = free_port()
+    port = settings.mcp.port
     url = f"http://127.0.0.1:{port}"
     service = stack.spawn(
         "mcp",
         ["-m", "uvicorn", "apps.mcp.main:app", "--host", "127.0.0.1", "--port", str(port)],
-        {"MINSY_SERVICE": "mcp", "MCP_PORT": str(port), "MCP_PUBLIC_URL": url, "MCP_INTERNAL_URL": url},
+        {"MINSY_SERVICE": "mcp"},
     )
     try:
         wait_until(
@@ -157,10 +159,6 @@ def mcp_server(stack: Stack, settings: Any) -> str:
         )
     except Exception as exc:
         raise RuntimeError(f"{exc}\n{service.log_tail()}") from exc
-    os.environ["MCP_INTERNAL_URL"] = url
-    os.environ["MCP_PUBLIC_URL"] = url
-    settings.mcp.__dict__["internal_url"] = url
-    settings.mcp.__dict__["public_url"] = url
     return url
 
 

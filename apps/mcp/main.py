@@ -56,6 +56,22 @@ def create_app(settings: Settings | None = None) -> Starlette:
         domains = {name: {"tools": len(await tool_names(server))} for name, server in servers.items()}
         return JSONResponse({"status": "ok", "domains": domains})
 
+    async def protected_resource(request: Request) -> JSONResponse:
+        # RFC 9728 metadata at the root path the 401 challenge advertises (the SDK serves it only
+        # inside each mounted domain app).
+        domain = request.path_params["domain"]
+        if domain not in servers:
+            return JSONResponse({"error": "unknown domain"}, status_code=404)
+        return JSONResponse(
+            {
+                "resource": settings.mcp.domain_url(domain),
+                "authorization_servers": [settings.api.public_url],
+                "scopes_supported": [f"mcp:{domain}"],
+                "bearer_methods_supported": ["header"],
+                "resource_documentation": f"{settings.api.public_url}/api/v1/docs#/auth/auth_mcp_token",
+            }
+        )
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         # Mounted sub-apps' lifespans do not run: start each domain's session manager here.
@@ -67,7 +83,14 @@ def create_app(settings: Settings | None = None) -> Starlette:
             finally:
                 await resources.close()
 
-    app = Starlette(routes=[Route("/healthz", healthz), *mounts], lifespan=lifespan)
+    app = Starlette(
+        routes=[
+            Route("/healthz", healthz),
+            Route("/.well-known/oauth-protected-resource/{domain}/mcp", protected_resource),
+            *mounts,
+        ],
+        lifespan=lifespan,
+    )
     app.state.servers = servers
     app.state.resources = resources
     return app

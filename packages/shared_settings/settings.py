@@ -110,15 +110,19 @@ class ApiSettings(_Group):
     max_body_bytes: int = Field(default=1_048_576, alias="API_MAX_BODY_BYTES")
     upload_max_bytes: int = Field(default=64 * 1_048_576, alias="API_UPLOAD_MAX_BYTES")
     cors_origins: list[str] = Field(default_factory=list, alias="API_CORS_ORIGINS")
-    public_url: str = Field(default="http://127.0.0.1:8000", alias="API_PUBLIC_URL")
+    public_url_override: str | None = Field(default=None, alias="API_PUBLIC_URL")
+
+    @property
+    def public_url(self) -> str:
+        return self.public_url_override or f"http://{_local_host(self.host)}:{self.port}"
 
 
 class McpSettings(_Group):
     host: str = Field(default="127.0.0.1", alias="MCP_HOST")
     port: int = Field(default=8110, alias="MCP_PORT")
-    public_url: str = Field(default="http://127.0.0.1:8110", alias="MCP_PUBLIC_URL")
+    public_url_override: str | None = Field(default=None, alias="MCP_PUBLIC_URL")
     # How the API reaches the MCP process for /status (inside compose: http://mcp:8110).
-    internal_url: str = Field(default="http://127.0.0.1:8110", alias="MCP_INTERNAL_URL")
+    internal_url_override: str | None = Field(default=None, alias="MCP_INTERNAL_URL")
     allowed_hosts: list[str] = Field(
         default_factory=lambda: ["127.0.0.1:*", "localhost:*", "[::1]:*"], alias="MCP_ALLOWED_HOSTS"
     )
@@ -127,6 +131,14 @@ class McpSettings(_Group):
     )
 
     DOMAINS: ClassVar[tuple[str, ...]] = ("strategy", "backtest", "market", "stress", "trading")
+
+    @property
+    def public_url(self) -> str:
+        return self.public_url_override or f"http://{_local_host(self.host)}:{self.port}"
+
+    @property
+    def internal_url(self) -> str:
+        return self.internal_url_override or f"http://{_local_host(self.host)}:{self.port}"
 
     def domain_url(self, domain: str) -> str:
         return f"{self.public_url.rstrip('/')}/{domain}/mcp"
@@ -174,6 +186,11 @@ _REQUIRED_PROD_SECRETS = (
     ("auth", "secret_key", "SECRET_KEY"),
     ("auth", "mcp_token_secret", "MCP_CONTEXT_SECRET"),
 )
+
+
+def _local_host(bind_host: str) -> str:
+    """The address to reach a server bound to ``bind_host`` from this machine."""
+    return "127.0.0.1" if bind_host in ("0.0.0.0", "::", "") else bind_host
 
 
 def normalise_database_url(url: str) -> str:

@@ -81,3 +81,12 @@ async def test_api_access_token_is_not_an_mcp_token(mcp_server: str, make_accoun
     body = {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}}
     async with httpx.AsyncClient() as http:
         assert (await http.post(f"{mcp_server}/strategy/mcp", json=body, headers=headers)).status_code == 401
+
+
+async def test_challenge_points_at_served_resource_metadata(mcp_server: str) -> None:
+    async with httpx.AsyncClient() as http:
+        challenge = (await http.post(f"{mcp_server}/trading/mcp", json={})).headers["www-authenticate"]
+        metadata_url = challenge.split('resource_metadata="')[1].rstrip('"')
+        metadata = (await http.get(metadata_url)).json()
+    assert metadata["resource"].endswith("/trading/mcp")
+    assert metadata["bearer_methods_supported"] == ["header"]
