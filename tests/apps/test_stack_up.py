@@ -4,9 +4,11 @@ reports every service healthy, and stops everything on SIGTERM."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -17,7 +19,11 @@ from tests.support.stack import REPO_ROOT, free_port
 
 
 @pytest.mark.slow
-def test_minsy_up_on_embedded_servers(tmp_path: Path) -> None:
+def test_minsy_up_on_embedded_servers() -> None:
+    # Not pytest's tmp_path: pytest re-locks its temp root to 0700, which would shut out the
+    # unprivileged user embedded PostgreSQL runs as when the tests run as root.
+    tmp_path = Path(tempfile.mkdtemp(prefix="minsy-stack-up-"))
+    tmp_path.chmod(0o755)
     api_port, mcp_port = free_port(), free_port()
     env = {
         key: value
@@ -70,3 +76,4 @@ def test_minsy_up_on_embedded_servers(tmp_path: Path) -> None:
     assert code == 0, log_path.read_text()[-3000:]
     with pytest.raises(httpx.HTTPError):
         httpx.get(f"http://127.0.0.1:{api_port}/api/v1/health", timeout=2)
+    shutil.rmtree(tmp_path, ignore_errors=True)
