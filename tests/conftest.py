@@ -58,6 +58,8 @@ def pytest_configure(config: pytest.Config) -> None:
             "MINSY_DATA_DIR": str(data_dir),
             "LOG_JSON": "true",
             "BEAT_HEARTBEAT_S": "1",
+            # Every test registers from the same address; the limiter itself is tested directly.
+            "AUTH_ATTEMPTS_PER_MINUTE": "100000",
             # The MCP subprocess of this run listens here; the API's /status looks for it here.
             "MCP_PORT": str(free_port()),
         }

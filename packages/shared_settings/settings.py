@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 from urllib.parse import quote
 
-from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from packages.shared_settings.loader import REPO_ROOT, EnvLayout, SettingsError, resolve_env_layout
 
@@ -102,6 +102,8 @@ class AuthSettings(_Group):
     mcp_token_minutes: int = Field(default=15, alias="MCP_TOKEN_MINUTES")
     mcp_token_max_minutes: int = Field(default=24 * 60, alias="MCP_TOKEN_MAX_MINUTES")
     issuer: str = Field(default="minsy", alias="JWT_ISSUER")
+    # Login/registration attempts per client address (and per email for logins) per minute.
+    attempts_per_minute: int = Field(default=20, alias="AUTH_ATTEMPTS_PER_MINUTE")
 
 
 class ApiSettings(_Group):
@@ -169,6 +171,78 @@ class ProviderSettings(_Group):
     network_enabled: bool = Field(default=False, alias="MARKET_DATA_NETWORK_ENABLED")
 
 
+class MarketDataArchive(BaseModel):
+    """One ``.7z`` archive for the cold start: a local path or an http(s) URL (URLs need ``sha256``)."""
+
+    name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._-]+$")
+    location: str = Field(min_length=1, max_length=2000)
+    sha256: str | None = Field(default=None, pattern=r"^[0-9a-fA-F]{64}$")
+
+
+class MarketDataSettings(_Group):
+    """The market-data store, its cold start, realtime refresh, providers and request caps."""
+
+    data_dir: Path = Field(default=REPO_ROOT / "var", alias="MINSY_DATA_DIR")
+    # JSON list of {"name", "location", "sha256"}; the packaged demo archive is added unless disabled.
+    archives: list[MarketDataArchive] = Field(default_factory=list, alias="MARKET_DATA_ARCHIVES")
+    include_demo_archive: bool = Field(default=True, alias="MARKET_DATA_DEMO_ARCHIVE")
+    cold_start_on_worker_ready: bool = Field(default=True, alias="MARKET_DATA_COLD_START_ON_WORKER_READY")
+    download_timeout_s: float = Field(default=120.0, alias="MARKET_DATA_DOWNLOAD_TIMEOUT_S")
+    # "market:SYMBOL:timeframe" entries, comma separated; refreshed and published on every beat tick.
+    realtime_symbols: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["us_stocks:AAPL:1d", "us_stocks:SPX:1d", "forex:EURUSD:1h"],
+        alias="MARKET_DATA_REALTIME_SYMBOLS",
+    )
+    realtime_interval_s: float = Field(default=5.0, gt=0, alias="MARKET_DATA_REALTIME_INTERVAL_S")
+    # Offline replay: simulated seconds per wall second (720: one hourly bar every 5 s).
+    replay_speed: float = Field(default=720.0, gt=0, alias="MARKET_DATA_REPLAY_SPEED")
+    # The replay starts this many bars into the history, so indicators have data from the first tick.
+    replay_warmup_bars: int = Field(default=300, ge=0, alias="MARKET_DATA_REPLAY_WARMUP_BARS")
+    quote_ttl_s: int = Field(default=3600, ge=1, alias="MARKET_DATA_QUOTE_TTL_S")
+    ccxt_exchange: str = Field(default="binance", alias="MARKET_DATA_CCXT_EXCHANGE")
+    alpaca_feed: str = Field(default="iex", alias="MARKET_DATA_ALPACA_FEED")
+    yahoo_base_url: str = Field(
+        default="https://query1.finance.yahoo.com", alias="MARKET_DATA_YAHOO_BASE_URL"
+    )
+    # "module:callable" returning a BarProvider (or None for the default) for
+    # (provider name, market, symbol, timeframe): plugs in other providers, e.g. recorded responses.
+    provider_factory: str | None = Field(default=None, alias="MARKET_DATA_PROVIDER_FACTORY")
+    max_page_bars: int = Field(default=5000, ge=1, alias="MARKET_DATA_MAX_PAGE_BARS")
+    # A request's range may span at most this many bars of its timeframe (bars, gaps, sync jobs).
+    max_range_bars: int = Field(default=2_000_000, ge=1, alias="MARKET_DATA_MAX_RANGE_BARS")
+    max_sync_chunks: int = Field(default=500, ge=1, alias="MARKET_DATA_MAX_SYNC_CHUNKS")
+    resample_cache_mb: int = Field(default=256, ge=0, alias="MARKET_DATA_RESAMPLE_CACHE_MB")
+
+    @field_validator("data_dir")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        return value if value.is_absolute() else (REPO_ROOT / value)
+
+    @field_validator("realtime_symbols", mode="before")
+    @classmethod
+    def _split_symbols(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("realtime_symbols")
+    @classmethod
+    def _check_symbols(cls, value: list[str]) -> list[str]:
+        for item in value:
+            if item.count(":") != 2 or not all(item.split(":")):
+                raise ValueError(f"realtime symbol {item!r} is not 'market:SYMBOL:timeframe'")
+        return value
+
+    @property
+    def root(self) -> Path:
+        return self.data_dir / "market_data"
+
+    @property
+    def store_dir(self) -> Path:
+        # The cold start keeps its store in "<root>/store"; everything else reads the same folder.
+        return self.root / "store"
+
+
 _GROUPS: dict[str, type[_Group]] = {
     "runtime": RuntimeSettings,
     "database": DatabaseSettings,
@@ -179,6 +253,7 @@ _GROUPS: dict[str, type[_Group]] = {
     "celery": CelerySettings,
     "openai": OpenAISettings,
     "providers": ProviderSettings,
+    "market_data": MarketDataSettings,
 }
 
 # Secrets that must be real in prod: (group, field, env name).
@@ -217,6 +292,7 @@ class Settings:
     celery: CelerySettings
     openai: OpenAISettings
     providers: ProviderSettings
+    market_data: MarketDataSettings
 
     def __init__(self, layout: EnvLayout) -> None:
         self.layout = layout

@@ -19,8 +19,6 @@ from packages.core.http.rate_limit import enforce_rate_limit
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
-AUTH_ATTEMPTS_PER_MINUTE = 20
-
 
 def _client_ip(request: Request) -> str:
     return request.client.host if request.client else "unknown"
@@ -37,7 +35,10 @@ async def register(
     body: RegisterRequest, request: Request, uow: UowDep, resources: ResourcesDep
 ) -> AuthResponse:
     await enforce_rate_limit(
-        resources.redis, f"register:{_client_ip(request)}", limit=AUTH_ATTEMPTS_PER_MINUTE, window_s=60
+        resources.redis,
+        f"register:{_client_ip(request)}",
+        limit=resources.settings.auth.attempts_per_minute,
+        window_s=60,
     )
     async with uow:
         return await AuthService(uow, resources.settings).register(
@@ -55,7 +56,7 @@ async def login(body: LoginRequest, request: Request, uow: UowDep, resources: Re
     await enforce_rate_limit(
         resources.redis,
         f"login:{_client_ip(request)}:{body.email.lower()}",
-        limit=AUTH_ATTEMPTS_PER_MINUTE,
+        limit=resources.settings.auth.attempts_per_minute,
         window_s=60,
     )
     async with uow:
