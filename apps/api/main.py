@@ -11,7 +11,10 @@ from fastapi import APIRouter, FastAPI
 from apps.api.errors import install_problem_handlers
 from apps.api.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
 from packages.core.auth.routes import router as auth_router
+from packages.core.market_data.routes import router as market_data_router
+from packages.core.market_data.routes import udf_router as market_data_udf_router
 from packages.core.resources import Resources
+from packages.core.strategies.routes import router as strategies_router
 from packages.core.system.routes import router as system_router
 from packages.core.system.service import APP_VERSION
 from packages.infra.observability.logging import configure_logging
@@ -52,6 +55,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     v1 = APIRouter(prefix=API_PREFIX)
     v1.include_router(system_router)
     v1.include_router(auth_router)
+    v1.include_router(market_data_router)
+    v1.include_router(market_data_udf_router)
+    v1.include_router(strategies_router)
     app.include_router(v1)
     return app
 

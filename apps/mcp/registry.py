@@ -42,7 +42,8 @@ def domain_errors[**P, R](fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitabl
             details = "; ".join(f"{e.pointer or '/'}: {e.message} [{e.code}]" for e in exc.errors)
             raise ToolError(f"{exc.code}: {exc.detail}" + (f" ({details})" if details else "")) from exc
 
-    wrapper.__signature__ = inspect.signature(fn)  # type: ignore[attr-defined]
+    # Resolve string annotations now, against the tool module: the SDK would look in this module.
+    wrapper.__signature__ = inspect.signature(fn, eval_str=True)  # type: ignore[attr-defined]
     return wrapper
 
 

@@ -14,9 +14,13 @@ class FieldError:
     code: str
     pointer: str
     message: str
+    hint: str | None = None
 
     def as_dict(self) -> dict[str, str]:
-        return {"code": self.code, "pointer": self.pointer, "message": self.message}
+        payload = {"code": self.code, "pointer": self.pointer, "message": self.message}
+        if self.hint:
+            payload["hint"] = self.hint
+        return payload
 
 
 @dataclass

@@ -22,7 +22,7 @@ class OwnedRepository[ModelT]:
         self.session = session
         self.owner_id = owner_id
 
-    def base_query(self) -> Select[tuple[ModelT]]:
+    def base_query(self) -> Select[Any]:
         return select(self.model).where(self.model.user_id == self.owner_id)
 
     async def find(self, object_id: uuid.UUID, *, for_update: bool = False) -> ModelT | None:

@@ -159,6 +159,11 @@ class CelerySettings(_Group):
     stale_job_sweep_s: float = Field(default=30.0, alias="STALE_JOB_SWEEP_S")
 
 
+class StrategySettings(_Group):
+    draft_ttl_s: int = Field(default=7 * 24 * 3600, alias="STRATEGY_DRAFT_TTL_S")
+    max_drafts_per_user: int = Field(default=50, alias="STRATEGY_MAX_DRAFTS_PER_USER")
+
+
 class OpenAISettings(_Group):
     api_key: SecretStr | None = Field(default=None, alias="OPENAI_API_KEY")
     base_url: str | None = Field(default=None, alias="OPENAI_BASE_URL")
@@ -251,6 +256,7 @@ _GROUPS: dict[str, type[_Group]] = {
     "api": ApiSettings,
     "mcp": McpSettings,
     "celery": CelerySettings,
+    "strategies": StrategySettings,
     "openai": OpenAISettings,
     "providers": ProviderSettings,
     "market_data": MarketDataSettings,
@@ -290,6 +296,7 @@ class Settings:
     api: ApiSettings
     mcp: McpSettings
     celery: CelerySettings
+    strategies: StrategySettings
     openai: OpenAISettings
     providers: ProviderSettings
     market_data: MarketDataSettings

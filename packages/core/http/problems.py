@@ -14,6 +14,7 @@ class ProblemFieldError(BaseModel):
     code: str
     pointer: str = Field(description="RFC 6901 JSON pointer into the request (body, or /query/<name>, ...)")
     message: str
+    hint: str | None = None
 
 
 class Problem(BaseModel):

@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import and_, exists, or_, select
+
+from packages.core.repository import OwnedRepository
+from packages.infra.db.models import Deployment, Strategy, StrategyRevision
+
+
+class StrategyRepository(OwnedRepository[Strategy]):
+    model = Strategy
+    noun = "strategy"
+
+    async def page(
+        self, *, limit: int, after: tuple[datetime, uuid.UUID] | None, status: str | None
+    ) -> list[Strategy]:
+        query = self.base_query()
+        if status:
+            query = query.where(Strategy.status == status)
+        if after is not None:
+            updated, last_id = after
+            query = query.where(
+                or_(
+                    Strategy.updated_at < updated, and_(Strategy.updated_at == updated, Strategy.id < last_id)
+                )
+            )
+        query = query.order_by(Strategy.updated_at.desc(), Strategy.id.desc()).limit(limit)
+        return list((await self.session.scalars(query)).all())
+
+    async def revision(self, strategy_id: uuid.UUID, version: int) -> StrategyRevision | None:
+        found: StrategyRevision | None = await self.session.scalar(
+            select(StrategyRevision).where(
+                StrategyRevision.strategy_id == strategy_id,
+                StrategyRevision.user_id == self.owner_id,
+                StrategyRevision.version == version,
+            )
+        )
+        return found
+
+    async def revisions(self, strategy_id: uuid.UUID) -> list[StrategyRevision]:
+        rows = await self.session.scalars(
+            select(StrategyRevision)
+            .where(StrategyRevision.strategy_id == strategy_id, StrategyRevision.user_id == self.owner_id)
+            .order_by(StrategyRevision.version)
+        )
+        return list(rows.all())
+
+    async def add_revision(self, revision: StrategyRevision) -> None:
+        self.session.add(revision)
+        await self.session.flush()
+
+    async def used_by_deployment(self, strategy_id: uuid.UUID) -> bool:
+        found = await self.session.scalar(
+            select(exists().where(Deployment.strategy_id == strategy_id, Deployment.user_id == self.owner_id))
+        )
+        return bool(found)
+
+    async def delete(self, strategy: Strategy) -> None:
+        await self.session.delete(strategy)
+        await self.session.flush()

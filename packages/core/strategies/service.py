@@ -1,0 +1,394 @@
+"""Strategies: immutable revisions, optimistic concurrency, diffs, rollbacks, drafts."""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from packages.core.auth.service import Principal
+from packages.core.errors import Conflict, FieldError, NotFound, ValidationFailed
+from packages.core.strategies.drafts import DraftStore
+from packages.core.strategies.repository import StrategyRepository
+from packages.core.strategies.schemas import (
+    DiffOut,
+    DraftOut,
+    ExampleDetail,
+    ExampleOut,
+    RevisionOut,
+    RevisionSummary,
+    StrategyList,
+    StrategyOut,
+    StrategySummary,
+    TunableParameterOut,
+    TunableParametersOut,
+    ValidateResponse,
+    ValidationErrorOut,
+)
+from packages.core.uow import UnitOfWork
+from packages.domain.strategy import examples as example_library
+from packages.domain.strategy.canonical import PatchError, apply_patch, diff_documents, document_hash
+from packages.domain.strategy.errors import ValidationIssue
+from packages.domain.strategy.tunables import list_tunable_parameters
+from packages.domain.strategy.validation import SymbolChecker, validate_strategy
+from packages.domain.strategy.vocabulary import DSL_VERSION
+from packages.infra.db.models import Strategy, StrategyRevision
+
+
+def validation_response(document: Any, symbol_checker: SymbolChecker | None = None) -> ValidateResponse:
+    issues = validate_strategy(document, symbol_checker=symbol_checker)
+    return ValidateResponse(
+        valid=not issues,
+        dsl_version=DSL_VERSION,
+        content_hash=None if issues else document_hash(document),
+        errors=[ValidationErrorOut(**issue.to_dict()) for issue in issues],
+    )
+
+
+def _field_errors(issues: list[ValidationIssue], prefix: str = "/document") -> list[FieldError]:
+    return [
+        FieldError(code=i.code.value, pointer=prefix + i.pointer, message=i.message, hint=i.hint)
+        for i in issues
+    ]
+
+
+def _describe(document: dict[str, Any]) -> tuple[str, str | None, str | None, list[str], str | None]:
+    metadata = document.get("metadata") or {}
+    universe = document.get("universe") or {}
+    return (
+        str(metadata.get("name") or "Untitled strategy")[:200],
+        metadata.get("description"),
+        universe.get("market"),
+        list(universe.get("symbols") or []),
+        document.get("timeframe"),
+    )
+
+
+def _encode_cursor(strategy: Strategy) -> str:
+    raw = f"{strategy.updated_at.isoformat()}|{strategy.id}"
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        stamp, raw_id = base64.urlsafe_b64decode(padded.encode()).decode().split("|")
+        return datetime.fromisoformat(stamp), uuid.UUID(raw_id)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ValidationFailed(
+            "The cursor is not one this API issued.",
+            errors=[
+                FieldError("bad_cursor", "/query/cursor", "pass next_cursor from a previous page unchanged")
+            ],
+        ) from exc
+
+
+class StrategyService:
+    def __init__(
+        self, uow: UnitOfWork, principal: Principal, *, symbol_checker: SymbolChecker | None = None
+    ) -> None:
+        self.uow = uow
+        self.principal = principal
+        self.symbol_checker = symbol_checker
+        self.repo = StrategyRepository(uow.session, principal.user_id)
+
+    # --- reading ---------------------------------------------------------------------------------
+
+    async def page(self, *, limit: int, cursor: str | None, status: str | None) -> StrategyList:
+        after = _decode_cursor(cursor) if cursor else None
+        rows = await self.repo.page(limit=limit + 1, after=after, status=status)
+        page = rows[:limit]
+        return StrategyList(
+            items=[self._summary(s, None) for s in page],
+            next_cursor=_encode_cursor(page[-1]) if len(rows) > limit else None,
+        )
+
+    async def get(self, strategy_id: uuid.UUID) -> StrategyOut:
+        strategy = await self.repo.get(strategy_id)
+        return self._out(strategy, await self._current_revision(strategy))
+
+    async def versions(self, strategy_id: uuid.UUID) -> list[RevisionSummary]:
+        await self.repo.get(strategy_id)
+        return [self._revision_summary(r) for r in await self.repo.revisions(strategy_id)]
+
+    async def version(self, strategy_id: uuid.UUID, version: int) -> RevisionOut:
+        await self.repo.get(strategy_id)
+        revision = await self._revision(strategy_id, version)
+        return RevisionOut(
+            **self._revision_summary(revision).model_dump(), document=revision.document, patch=revision.patch
+        )
+
+    async def diff(self, strategy_id: uuid.UUID, from_version: int, to_version: int) -> DiffOut:
+        await self.repo.get(strategy_id)
+        old = await self._revision(strategy_id, from_version)
+        new = await self._revision(strategy_id, to_version)
+        return DiffOut(
+            from_version=from_version, to_version=to_version, patch=diff_documents(old.document, new.document)
+        )
+
+    async def tunable_parameters(self, strategy_id: uuid.UUID, version: int | None) -> TunableParametersOut:
+        strategy = await self.repo.get(strategy_id)
+        revision = await self._revision(strategy_id, version or strategy.current_version)
+        parameters = list_tunable_parameters(revision.document)
+        return TunableParametersOut(
+            strategy_id=strategy.id,
+            version=revision.version,
+            parameters=[TunableParameterOut(**p.to_dict()) for p in parameters],
+        )
+
+    async def current_document(self, strategy_id: uuid.UUID, version: int | None = None) -> RevisionOut:
+        strategy = await self.repo.get(strategy_id)
+        return await self.version(strategy_id, version or strategy.current_version)
+
+    # --- writing ---------------------------------------------------------------------------------
+
+    async def create(
+        self, document: dict[str, Any], *, session_id: uuid.UUID | None, confirm: bool
+    ) -> StrategyOut:
+        self._require_valid(document)
+        name, description, *_ = _describe(document)
+        strategy = Strategy(
+            user_id=self.principal.user_id,
+            session_id=session_id or self.principal.session_id,
+            name=name,
+            description=description,
+            status="confirmed" if confirm else "draft",
+            current_version=1,
+            dsl_version=str(document.get("dsl_version", DSL_VERSION)),
+            confirmed_at=datetime.now(UTC) if confirm else None,
+        )
+        if strategy.session_id is not None and not await self._owns_session(strategy.session_id):
+            raise NotFound(f"No chat session with id {strategy.session_id}.")
+        await self.repo.add(strategy)
+        revision = await self._add_revision(strategy, document, "create", source_version=None, patch=None)
+        return self._out(strategy, revision)
+
+    async def update(
+        self, strategy_id: uuid.UUID, document: dict[str, Any], expected_version: int
+    ) -> StrategyOut:
+        strategy = await self._locked(strategy_id, expected_version)
+        current = await self._current_revision(strategy)
+        return await self._commit_change(
+            strategy, current, document, "update", patch=diff_documents(current.document, document)
+        )
+
+    async def patch(
+        self, strategy_id: uuid.UUID, operations: list[dict[str, Any]], expected_version: int
+    ) -> StrategyOut:
+        strategy = await self._locked(strategy_id, expected_version)
+        current = await self._current_revision(strategy)
+        try:
+            document = apply_patch(current.document, operations)
+        except PatchError as exc:
+            raise ValidationFailed(
+                f"The patch cannot be applied to version {current.version}: {exc}",
+                errors=[FieldError("patch_failed", "/patch", str(exc))],
+            ) from exc
+        if not isinstance(document, dict):
+            raise ValidationFailed("The patch must leave a JSON object.")
+        return await self._commit_change(
+            strategy, current, document, "patch", patch=operations, prefix="/patched"
+        )
+
+    async def rollback(self, strategy_id: uuid.UUID, version: int, expected_version: int) -> StrategyOut:
+        strategy = await self._locked(strategy_id, expected_version)
+        target = await self._revision(strategy_id, version)
+        current = await self._current_revision(strategy)
+        strategy.current_version += 1
+        revision = await self._add_revision(
+            strategy,
+            target.document,
+            "rollback",
+            source_version=version,
+            patch=diff_documents(current.document, target.document),
+        )
+        return self._out(strategy, revision)
+
+    async def confirm(self, strategy_id: uuid.UUID) -> StrategyOut:
+        strategy = await self.repo.get(strategy_id, for_update=True)
+        if strategy.status != "confirmed":
+            strategy.status = "confirmed"
+            strategy.confirmed_at = datetime.now(UTC)
+            await self.uow.session.flush()
+        return self._out(strategy, await self._current_revision(strategy))
+
+    async def delete(self, strategy_id: uuid.UUID) -> None:
+        strategy = await self.repo.get(strategy_id, for_update=True)
+        if await self.repo.used_by_deployment(strategy_id):
+            raise Conflict(
+                "This strategy is used by a deployment; stop and delete the deployment first.",
+                extra={"strategy_id": str(strategy_id)},
+            )
+        await self.repo.delete(strategy)
+
+    # --- drafts ----------------------------------------------------------------------------------
+
+    def drafts(self, store: DraftStore) -> DraftService:
+        return DraftService(self, store)
+
+    # --- helpers ---------------------------------------------------------------------------------
+
+    def _require_valid(self, document: Any, prefix: str = "/document") -> None:
+        issues = validate_strategy(document, symbol_checker=self.symbol_checker)
+        if issues:
+            raise ValidationFailed(
+                f"The strategy document has {len(issues)} problem(s); fix each at its pointer.",
+                errors=_field_errors(issues, prefix),
+            )
+
+    async def _owns_session(self, session_id: uuid.UUID) -> bool:
+        from packages.core.auth.repository import UserRepository
+
+        return await UserRepository(self.uow.session).owns_chat_session(self.principal.user_id, session_id)
+
+    async def _locked(self, strategy_id: uuid.UUID, expected_version: int) -> Strategy:
+        strategy = await self.repo.get(strategy_id, for_update=True)
+        if strategy.current_version != expected_version:
+            raise Conflict(
+                f"Version {expected_version} is stale: the strategy is at version {strategy.current_version}. "
+                "Fetch it, re-apply your change, and send the current version.",
+                extra={"current_version": strategy.current_version},
+            )
+        return strategy
+
+    async def _commit_change(
+        self,
+        strategy: Strategy,
+        current: StrategyRevision,
+        document: dict[str, Any],
+        change_type: str,
+        *,
+        patch: list[dict[str, Any]],
+        prefix: str = "/document",
+    ) -> StrategyOut:
+        self._require_valid(document, prefix)
+        if document_hash(document) == current.content_hash:
+            return self._out(strategy, current)  # nothing changed: no new revision
+        strategy.current_version += 1
+        name, description, *_ = _describe(document)
+        strategy.name, strategy.description = name, description
+        revision = await self._add_revision(
+            strategy, document, change_type, source_version=current.version, patch=patch
+        )
+        return self._out(strategy, revision)
+
+    async def _add_revision(
+        self,
+        strategy: Strategy,
+        document: dict[str, Any],
+        change_type: str,
+        *,
+        source_version: int | None,
+        patch: list[dict[str, Any]] | None,
+    ) -> StrategyRevision:
+        revision = StrategyRevision(
+            strategy_id=strategy.id,
+            user_id=self.principal.user_id,
+            version=strategy.current_version,
+            document=document,
+            content_hash=document_hash(document),
+            change_type=change_type,
+            source_version=source_version,
+            patch=patch,
+        )
+        strategy.dsl_version = str(document.get("dsl_version", DSL_VERSION))
+        strategy.updated_at = datetime.now(UTC)
+        await self.repo.add_revision(revision)
+        return revision
+
+    async def _revision(self, strategy_id: uuid.UUID, version: int) -> StrategyRevision:
+        revision = await self.repo.revision(strategy_id, version)
+        if revision is None:
+            raise NotFound(f"Strategy {strategy_id} has no version {version}.")
+        return revision
+
+    async def _current_revision(self, strategy: Strategy) -> StrategyRevision:
+        return await self._revision(strategy.id, strategy.current_version)
+
+    @staticmethod
+    def _revision_summary(revision: StrategyRevision) -> RevisionSummary:
+        return RevisionSummary(
+            version=revision.version,
+            change_type=revision.change_type,
+            source_version=revision.source_version,
+            content_hash=revision.content_hash,
+            created_at=revision.created_at,
+        )
+
+    @staticmethod
+    def _summary(strategy: Strategy, document: dict[str, Any] | None) -> StrategySummary:
+        market = symbols = timeframe = None
+        if document is not None:
+            _, _, market, symbols, timeframe = _describe(document)
+        return StrategySummary(
+            id=strategy.id,
+            name=strategy.name,
+            description=strategy.description,
+            status=strategy.status,
+            current_version=strategy.current_version,
+            dsl_version=strategy.dsl_version,
+            market=market,
+            symbols=symbols or [],
+            timeframe=timeframe,
+            created_at=strategy.created_at,
+            updated_at=strategy.updated_at,
+        )
+
+    def _out(self, strategy: Strategy, revision: StrategyRevision) -> StrategyOut:
+        summary = self._summary(strategy, revision.document)
+        return StrategyOut(
+            **summary.model_dump(),
+            session_id=strategy.session_id,
+            confirmed_at=strategy.confirmed_at,
+            content_hash=revision.content_hash,
+            document=revision.document,
+        )
+
+
+class DraftService:
+    def __init__(self, strategies: StrategyService, store: DraftStore) -> None:
+        self.strategies = strategies
+        self.store = store
+
+    def _out(self, record: dict[str, Any]) -> DraftOut:
+        return DraftOut(
+            id=uuid.UUID(record["id"]),
+            session_id=uuid.UUID(record["session_id"]) if record.get("session_id") else None,
+            document=record["document"],
+            updated_at=datetime.fromisoformat(record["updated_at"]),
+            expires_at=datetime.fromisoformat(record["expires_at"]),
+            validation=validation_response(record["document"], self.strategies.symbol_checker),
+        )
+
+    async def save(
+        self, draft_id: uuid.UUID | None, document: dict[str, Any], session_id: uuid.UUID | None
+    ) -> DraftOut:
+        return self._out(await self.store.save(draft_id, document, session_id))
+
+    async def get(self, draft_id: uuid.UUID) -> DraftOut:
+        return self._out(await self.store.get(draft_id))
+
+    async def all(self) -> list[DraftOut]:
+        return [self._out(record) for record in await self.store.all()]
+
+    async def delete(self, draft_id: uuid.UUID) -> None:
+        await self.store.delete(draft_id)
+
+    async def confirm(self, draft_id: uuid.UUID) -> StrategyOut:
+        """Save a draft as a confirmed strategy. The caller deletes the draft after the commit, so a
+        failed save never loses it."""
+        record = await self.store.get(draft_id)
+        session = uuid.UUID(record["session_id"]) if record.get("session_id") else None
+        return await self.strategies.create(record["document"], session_id=session, confirm=True)
+
+
+def list_examples() -> list[ExampleOut]:
+    return [ExampleOut(**example.to_dict()) for example in example_library.list_examples()]
+
+
+def get_example(slug: str) -> ExampleDetail:
+    for example in example_library.list_examples():
+        if example.slug == slug:
+            return ExampleDetail(**example.to_dict(), document=example_library.get_example(slug))
+    raise NotFound(f"No example named {slug!r}; list them with /strategies/examples.")
