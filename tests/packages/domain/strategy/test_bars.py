@@ -1,0 +1,71 @@
+"""Bar containers, the default resampler and higher-timeframe visibility."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from packages.domain.strategy.bars import BarMatrix, bucket_starts, resample_bars, visible_rows
+from packages.domain.strategy.vocabulary import TIMEFRAMES
+
+BarsFor = Callable[[Sequence[str]], BarMatrix]
+HOUR = 3_600_000_000_000
+
+
+@pytest.mark.parametrize(("timeframe", "rule"), [("4h", "4h"), ("1d", "1D"), ("1w", "W-MON")])
+def test_resample_matches_pandas(timeframe: str, rule: str, bars_for: BarsFor) -> None:
+    bars = bars_for(["EURUSD"])
+    frame = pd.DataFrame(
+        {name: getattr(bars, name)[:, 0] for name in ("open", "high", "low", "close", "volume")},
+        index=pd.to_datetime(bars.index),
+    )
+    expected = frame.resample(rule, label="left", closed="left").agg(
+        {"open": "first", "high": "max", "low": "min", "close": "last", "volume": "sum"}
+    )
+    expected = expected[frame["close"].resample(rule, label="left", closed="left").count() > 0]
+    result = resample_bars(bars, timeframe)
+    np.testing.assert_array_equal(result.index, expected.index.as_unit("ns").asi8)
+    for name in ("open", "high", "low", "close", "volume"):
+        np.testing.assert_allclose(getattr(result, name)[:, 0], expected[name].to_numpy(), rtol=1e-12)
+
+
+def test_resample_handles_symbols_missing_in_a_bucket(bars_for: BarsFor) -> None:
+    bars = bars_for(["AAPL", "GOOG"])  # GOOG has no bars before August 2004
+    weekly = resample_bars(bars, "1w")
+    first_goog = int(np.argmax(np.isfinite(weekly.close[:, 1])))
+    assert first_goog > 0 and np.isnan(weekly.volume[:first_goog, 1]).all()
+    assert np.isfinite(weekly.close[:, 0]).all()
+    assert (pd.to_datetime(weekly.index).day_of_week == 0).all()
+
+
+def test_bucket_starts_are_aligned() -> None:
+    stamps = pd.to_datetime(["2018-01-03 13:45", "2018-01-07 23:59"]).as_unit("ns").asi8
+    assert list(pd.to_datetime(bucket_starts(stamps, "1w"))) == [pd.Timestamp("2018-01-01")] * 2
+    assert list(pd.to_datetime(bucket_starts(stamps, "4h"))) == [
+        pd.Timestamp("2018-01-03 12:00"),
+        pd.Timestamp("2018-01-07 20:00"),
+    ]
+    assert TIMEFRAMES[-1] == "1w"
+
+
+def test_visible_rows_wait_for_the_close() -> None:
+    daily = np.array([0, 24 * HOUR, 48 * HOUR])
+    hourly = np.arange(0, 60 * HOUR, HOUR)
+    rows = visible_rows(daily, "1d", hourly)
+    assert rows[:24].tolist() == [-1] * 24
+    assert rows[24:48].tolist() == [0] * 24
+    assert rows[48:].tolist() == [1] * 12
+
+
+def test_bar_matrix_checks_shapes() -> None:
+    with pytest.raises(ValueError, match="shape"):
+        BarMatrix(np.arange(3), ("A",), *(np.zeros((3, 1)) for _ in range(4)), np.zeros((2, 1)))
+    with pytest.raises(ValueError, match="increasing"):
+        BarMatrix(np.array([2, 1]), ("A",), *(np.zeros((2, 1)) for _ in range(5)))
+    single = BarMatrix.from_arrays(
+        [1, 2], ["A"], open=[1, 2], high=[1, 2], low=[1, 2], close=[1, 2], volume=[0, 0]
+    )
+    assert single.close.shape == (2, 1) and single.head(1).index.tolist() == [1]

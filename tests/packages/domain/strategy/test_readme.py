@@ -1,0 +1,34 @@
+"""The language README stays true: its example validates and it documents every code and example."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import packages.domain.strategy as strategy_package
+from packages.domain.strategy.compiler import compile_strategy
+from packages.domain.strategy.errors import ErrorCode
+from packages.domain.strategy.examples import example_slugs
+from packages.domain.strategy.indicators import list_indicators
+from packages.domain.strategy.validation import validate_strategy
+
+README = (Path(strategy_package.__file__).parent / "README.md").read_text(encoding="utf-8")
+
+
+def test_full_example_is_valid_and_compiles() -> None:
+    (block,) = re.findall(r"```json\n(.*?)```", README, flags=re.DOTALL)
+    document = json.loads(block)
+    assert validate_strategy(document) == []
+    compile_strategy(document)
+
+
+def test_every_error_code_example_and_indicator_is_documented() -> None:
+    table = {match for match in re.findall(r"^\| `([A-Z_]+)` \|", README, flags=re.MULTILINE)}
+    assert table == {code.value for code in ErrorCode}
+    for slug in example_slugs():
+        assert slug in README
+    assert f"({len(list_indicators())} entries" in README
+    for entry in list_indicators():
+        if entry.category != "pattern":
+            assert re.search(rf"\b{entry.name}\b", README), entry.name
