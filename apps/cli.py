@@ -7,6 +7,8 @@
     minsy api | mcp | beat    one service (with PostgreSQL + Redis resolved the same way)
     minsy worker --kind cpu|io
     minsy status              GET /api/v1/status, pretty-printed
+    minsy market-data ensure|status|import FILE ...
+                              load the market-data archives, show their state, import a CSV/Parquet file
     minsy probe URL           exit 0 when URL answers (used by container health checks)
 
 This launcher never imports an app: services run as subprocesses (``python -m uvicorn|celery``, the same
@@ -683,6 +685,110 @@ def _probe_arguments(parser: argparse.ArgumentParser) -> None:
 @command("probe", "exit 0 when URL answers (for container health checks)", _probe_arguments)
 def _probe(args: argparse.Namespace) -> int:
     return 0 if http_ok(args.url, any_status=args.any_status, timeout=args.timeout) else 1
+
+
+# ==================================================================================================
+# Market data: cold start, its state, file imports (run here, against the resolved servers)
+# ==================================================================================================
+def _market_data_arguments(parser: argparse.ArgumentParser) -> None:
+    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+    actions.add_parser(
+        "ensure", help="load the configured archives and the packaged demo data (idempotent), with progress"
+    )
+    status = actions.add_parser("status", help="cold-start state and the shared inventory")
+    status.add_argument("--json", action="store_true", help="print the raw JSON")
+    imports = actions.add_parser(
+        "import",
+        help="import bars from a CSV or Parquet file and print its data-quality report",
+        description=(
+            "Without --user the bars become shared data; with --user they are that user's private "
+            "dataset, recorded as one of their imports."
+        ),
+    )
+    imports.add_argument("file", type=Path)
+    imports.add_argument("--symbol", required=True)
+    imports.add_argument("--market", required=True, choices=("us_stocks", "crypto", "forex", "futures"))
+    imports.add_argument("--timeframe", required=True, help="1m, 5m, 15m, 30m, 1h, 2h, 4h, 1d or 1w")
+    imports.add_argument("--timezone", required=True, help="IANA zone of timestamps without an offset")
+    imports.add_argument(
+        "--map",
+        default="",
+        help="bar field=column pairs, comma separated, e.g. ts=Date,close=Adj Close,volume= (empty: none)",
+    )
+    imports.add_argument(
+        "--gap-policy", default="keep", choices=("keep", "forward_fill", "drop_incomplete_sessions")
+    )
+    imports.add_argument("--format", choices=("csv", "parquet"), help="default: detected from the content")
+    imports.add_argument("--outlier-threshold", type=float, default=10.0)
+    imports.add_argument("--user", help="email of the user who owns the import (default: shared data)")
+    imports.add_argument("--json", action="store_true", help="print the raw JSON")
+
+
+def parse_column_map(text: str) -> dict[str, str | None]:
+    """``ts=Date,volume=`` -> {"ts": "Date", "volume": None} (an empty column means none)."""
+    mapping: dict[str, str | None] = {}
+    for pair in filter(None, (item.strip() for item in text.split(","))):
+        field, separator, column = pair.partition("=")
+        if not separator or not field.strip():
+            raise ValueError(f"--map entry {pair!r} is not field=column")
+        mapping[field.strip()] = column.strip() or None
+    return mapping
+
+
+@command(
+    "market-data",
+    "market data: `ensure` loads the archives, `status` shows them, `import FILE` imports bars",
+    _market_data_arguments,
+)
+def _market_data(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from packages.core.errors import AppError
+    from packages.core.market_data import admin
+    from packages.core.market_data.schemas import ImportParams
+    from packages.core.resources import Resources
+
+    prefixer = _prefixer()
+    infra = resolve_infrastructure(load_settings(), prefixer)
+    os.environ.update(DATABASE_URL=infra.postgres.url, REDIS_URL=infra.redis.url)
+    settings = load_settings()
+
+    async def run() -> tuple[int, Any]:
+        resources = Resources.open(settings, pooled=False)
+        try:
+            if args.action == "ensure":
+                state = await admin.ensure(resources, prefixer.note)
+                return (0 if state["state"] in ("done", "already_running") else 1), state
+            if args.action == "status":
+                report = await admin.status(resources)
+                return (0 if report["status"] == "ok" else 1), report
+            params = ImportParams.model_validate(
+                {
+                    "market": args.market,
+                    "symbol": args.symbol,
+                    "timeframe": args.timeframe,
+                    "timezone": args.timezone,
+                    "mapping": parse_column_map(args.map),
+                    "gap_policy": args.gap_policy,
+                    "file_format": args.format,
+                    "outlier_threshold": args.outlier_threshold,
+                }
+            )
+            data = await asyncio.to_thread(args.file.read_bytes)
+            return 0, await admin.import_file(resources, data, args.file.name, params, args.user)
+        finally:
+            await resources.close()
+
+    try:
+        code, result = asyncio.run(run())
+    except (AppError, ValueError, OSError) as error:
+        print(f"minsy market-data {args.action}: {error}", file=sys.stderr)
+        return 1
+    finally:
+        infra.release(prefixer)
+    as_json = getattr(args, "json", False) or args.action == "ensure"
+    print(json.dumps(result, indent=2) if as_json else "\n".join(_render(result)))
+    return code
 
 
 # ==================================================================================================

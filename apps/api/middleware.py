@@ -12,6 +12,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from packages.core.http.problems import PROBLEM_MEDIA_TYPE, problem_body
 from packages.infra.observability.logging import request_id_var, user_id_var
+from packages.infra.observability.metrics import observe_request
 
 log = logging.getLogger("minsy.api.access")
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._\-]{1,128}$")
@@ -42,17 +43,29 @@ class RequestContextMiddleware:
         try:
             await self.app(scope, receive, send_with_id)
         finally:
+            elapsed = time.perf_counter() - started
+            route = _route_template(scope)
+            observe_request(scope["method"], route, status_holder["status"], elapsed)
             log.info(
                 "request",
                 extra={
                     "method": scope["method"],
                     "path": scope["path"],
                     "status": status_holder["status"],
-                    "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                    "duration_ms": round(elapsed * 1000, 2),
                 },
             )
             user_id_var.reset(user_token)
             request_id_var.reset(token)
+
+
+def _route_template(scope: Scope) -> str:
+    """The matched route with its parameters as ``{name}``, so ids do not explode metric labels."""
+    if scope.get("route") is None:
+        return "unmatched"
+    segments = scope["path"].split("/")
+    values = {str(value): name for name, value in (scope.get("path_params") or {}).items()}
+    return "/".join(f"{{{values[s]}}}" if s in values else s for s in segments)
 
 
 class BodySizeLimitMiddleware:

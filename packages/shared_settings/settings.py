@@ -164,6 +164,22 @@ class StrategySettings(_Group):
     max_drafts_per_user: int = Field(default=50, alias="STRATEGY_MAX_DRAFTS_PER_USER")
 
 
+class BacktestSettings(_Group):
+    """Per-user caps on backtest jobs and the size of what a job stores."""
+
+    # Bars x symbols one job may simulate; checked on the estimate at submission and on the loaded bars.
+    max_bars_per_job: int = Field(default=2_000_000, ge=1, alias="BACKTEST_MAX_BARS_PER_JOB")
+    max_symbols: int = Field(default=50, ge=1, alias="BACKTEST_MAX_SYMBOLS")
+    # Queued + running jobs one user may have at a time; more answers 429 with Retry-After.
+    max_active_jobs_per_user: int = Field(default=4, ge=1, alias="BACKTEST_MAX_ACTIVE_JOBS_PER_USER")
+    retry_after_s: int = Field(default=5, ge=1, alias="BACKTEST_RETRY_AFTER_S")
+    # Bars kept on each side of a trade's entry and exit for trade snapshots.
+    snapshot_context_bars: int = Field(default=20, ge=1, le=500, alias="BACKTEST_SNAPSHOT_CONTEXT_BARS")
+    # Values (bars x symbols x series) a result keeps for trade snapshots; trades past it have none.
+    snapshot_max_values: int = Field(default=500_000, ge=0, alias="BACKTEST_SNAPSHOT_MAX_VALUES")
+    chart_points: int = Field(default=2000, ge=100, le=20_000, alias="BACKTEST_CHART_POINTS")
+
+
 class OpenAISettings(_Group):
     api_key: SecretStr | None = Field(default=None, alias="OPENAI_API_KEY")
     base_url: str | None = Field(default=None, alias="OPENAI_BASE_URL")
@@ -256,6 +272,7 @@ _GROUPS: dict[str, type[_Group]] = {
     "api": ApiSettings,
     "mcp": McpSettings,
     "celery": CelerySettings,
+    "backtests": BacktestSettings,
     "strategies": StrategySettings,
     "openai": OpenAISettings,
     "providers": ProviderSettings,
@@ -296,6 +313,7 @@ class Settings:
     api: ApiSettings
     mcp: McpSettings
     celery: CelerySettings
+    backtests: BacktestSettings
     strategies: StrategySettings
     openai: OpenAISettings
     providers: ProviderSettings

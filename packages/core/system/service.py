@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 import httpx
 from sqlalchemy import text
 
+from packages.core.market_data.cold_start import market_data_status
 from packages.core.resources import Resources
 from packages.core.system.schemas import ComponentStatus, Health, HealthOut, StatusOut
 from packages.infra.queue.queues import WORKER_KINDS
@@ -105,10 +106,15 @@ class SystemService:
         }
 
     async def status(self) -> StatusOut:
-        database, redis, workers, beat, mcp = await asyncio.gather(
-            _timed(self._database), _timed(self._redis), self._workers(), self._beat(), self._mcp()
+        database, redis, workers, beat, mcp, market_data = await asyncio.gather(
+            _timed(self._database),
+            _timed(self._redis),
+            self._workers(),
+            self._beat(),
+            self._mcp(),
+            market_data_status(self.resources),
         )
-        components = [database, redis, beat, *workers.values(), *mcp.values()]
+        components = [database, redis, beat, *workers.values(), *mcp.values(), market_data]
         return StatusOut(
             status=_overall(components),
             version=APP_VERSION,
@@ -126,4 +132,5 @@ class SystemService:
             workers=workers,
             beat=beat,
             mcp=mcp,
+            market_data=market_data,
         )

@@ -49,6 +49,12 @@ def create_celery_app(settings: Settings) -> Celery:
                 "task": "maintenance.reap_stale_jobs",
                 "schedule": settings.celery.stale_job_sweep_s,
             },
+            "market-data-realtime": {
+                "task": "market_data.refresh_realtime",
+                "schedule": settings.market_data.realtime_interval_s,
+                # A tick still queued when the next one is due is stale: drop it.
+                "options": {"expires": settings.market_data.realtime_interval_s},
+            },
         },
     )
     return app

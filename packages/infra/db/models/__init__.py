@@ -2,6 +2,7 @@
 
 from packages.infra.db.models.chat import ChatSession, Message, PhaseTransition
 from packages.infra.db.models.jobs import BacktestJob, StressJob
+from packages.infra.db.models.market_data import MarketDataImport, MarketDataset, MarketDataSyncJob
 from packages.infra.db.models.strategies import Strategy, StrategyRevision
 from packages.infra.db.models.trading import (
     BrokerAccount,
@@ -22,6 +23,9 @@ __all__ = [
     "Deployment",
     "DeploymentRun",
     "Fill",
+    "MarketDataImport",
+    "MarketDataSyncJob",
+    "MarketDataset",
     "Message",
     "Order",
     "PhaseTransition",

@@ -1,0 +1,228 @@
+"""All market-data SQL: the dataset catalog, users' imports and sync jobs."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select, delete, func, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from packages.core.repository import OwnedRepository
+from packages.domain.market_data.catalog import CatalogEntry
+from packages.domain.market_data.timeconv import from_ns, to_ns
+from packages.infra.db.models import MarketDataImport, MarketDataset, MarketDataSyncJob
+
+
+def entry_from_row(row: MarketDataset) -> CatalogEntry:
+    return CatalogEntry(
+        namespace=row.namespace,
+        market=row.market,
+        symbol=row.symbol,
+        timeframe=row.timeframe,
+        start_ns=None if row.coverage_start is None else to_ns(row.coverage_start),
+        end_ns=None if row.coverage_end is None else to_ns(row.coverage_end),
+        row_count=row.row_count,
+        checksum=row.checksum,
+        asset_class=row.asset_class,
+        source=row.source,
+        provenance=dict(row.provenance or {}),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class SymbolRow:
+    namespace: str
+    market: str
+    symbol: str
+    asset_class: str | None
+    timeframes: list[str]
+    coverage_start: datetime | None
+    coverage_end: datetime | None
+
+
+# namespace, market, symbol, asset class, timeframes, coverage start, coverage end
+_SymbolSelect = Select[str, str, str, str | None, Sequence[str], datetime | None, datetime | None]
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+class DatasetRepository:
+    """The catalog: shared datasets (no owner) and private ones; reads take the caller's namespaces,
+    so another user's private datasets are never part of a query."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def upsert(self, entry: CatalogEntry, owner_id: uuid.UUID | None) -> MarketDataset:
+        values: dict[str, Any] = {
+            "namespace": entry.namespace,
+            "user_id": owner_id,
+            "market": entry.market,
+            "symbol": entry.symbol,
+            "timeframe": entry.timeframe,
+            "asset_class": entry.asset_class,
+            "coverage_start": None if entry.start_ns is None else from_ns(entry.start_ns),
+            "coverage_end": None if entry.end_ns is None else from_ns(entry.end_ns),
+            "row_count": entry.row_count,
+            "checksum": entry.checksum,
+            "source": entry.source,
+            "provenance": entry.provenance,
+        }
+        statement = (
+            insert(MarketDataset)
+            .values(id=uuid.uuid4(), **values)
+            .on_conflict_do_update(
+                index_elements=["namespace", "market", "symbol", "timeframe"],
+                set_={**values, "updated_at": func.now()},
+            )
+            .returning(MarketDataset)
+            .execution_options(populate_existing=True)
+        )
+        row: MarketDataset = (await self.session.scalars(statement)).one()
+        return row
+
+    async def remove(self, namespace: str, market: str, symbol: str, timeframe: str) -> None:
+        await self.session.execute(
+            delete(MarketDataset).where(
+                MarketDataset.namespace == namespace,
+                MarketDataset.market == market,
+                MarketDataset.symbol == symbol,
+                MarketDataset.timeframe == timeframe,
+            )
+        )
+
+    async def get(self, namespace: str, market: str, symbol: str, timeframe: str) -> MarketDataset | None:
+        found: MarketDataset | None = await self.session.scalar(
+            select(MarketDataset).where(
+                MarketDataset.namespace == namespace,
+                MarketDataset.market == market,
+                MarketDataset.symbol == symbol,
+                MarketDataset.timeframe == timeframe,
+            )
+        )
+        return found
+
+    async def in_namespaces(
+        self, namespaces: Sequence[str], *, market: str | None = None, symbol: str | None = None
+    ) -> list[MarketDataset]:
+        query = select(MarketDataset).where(MarketDataset.namespace.in_(namespaces))
+        if market is not None:
+            query = query.where(MarketDataset.market == market)
+        if symbol is not None:
+            query = query.where(MarketDataset.symbol == symbol)
+        query = query.order_by(
+            MarketDataset.market, MarketDataset.symbol, MarketDataset.namespace, MarketDataset.timeframe
+        )
+        return list(await self.session.scalars(query))
+
+    def _symbols_query(
+        self, namespaces: Sequence[str], market: str | None, text: str | None
+    ) -> _SymbolSelect:
+        query = select(
+            MarketDataset.namespace,
+            MarketDataset.market,
+            MarketDataset.symbol,
+            func.max(MarketDataset.asset_class),
+            func.array_agg(MarketDataset.timeframe),
+            func.min(MarketDataset.coverage_start),
+            func.max(MarketDataset.coverage_end),
+        ).where(MarketDataset.namespace.in_(namespaces), MarketDataset.row_count > 0)
+        if market is not None:
+            query = query.where(MarketDataset.market == market)
+        if text:
+            query = query.where(MarketDataset.symbol.ilike(f"%{_escape_like(text)}%", escape="\\"))
+        return query.group_by(MarketDataset.namespace, MarketDataset.market, MarketDataset.symbol)
+
+    async def symbols(
+        self,
+        namespaces: Sequence[str],
+        *,
+        market: str | None = None,
+        text: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> tuple[list[SymbolRow], int]:
+        """(market, symbol) groups per namespace, an exact match on ``text`` first, and the total."""
+        grouped = self._symbols_query(namespaces, market, text).subquery()
+        total = int(await self.session.scalar(select(func.count()).select_from(grouped)) or 0)
+        query = self._symbols_query(namespaces, market, text)
+        if text:
+            query = query.order_by((MarketDataset.symbol != text.upper()).asc())
+        query = query.order_by(MarketDataset.market, MarketDataset.symbol, MarketDataset.namespace)
+        rows = (await self.session.execute(query.limit(limit).offset(offset))).all()
+        return [
+            SymbolRow(
+                namespace=row[0],
+                market=row[1],
+                symbol=row[2],
+                asset_class=row[3],
+                timeframes=list(row[4]),
+                coverage_start=row[5],
+                coverage_end=row[6],
+            )
+            for row in rows
+        ], total
+
+    async def inventory(self, namespace: str) -> dict[str, Any]:
+        """Counts for the status page: datasets, symbols per market, rows and timeframes."""
+        rows = (
+            await self.session.execute(
+                select(
+                    MarketDataset.market,
+                    func.count(func.distinct(MarketDataset.symbol)),
+                    func.count(),
+                    func.coalesce(func.sum(MarketDataset.row_count), 0),
+                    func.array_agg(func.distinct(MarketDataset.timeframe)),
+                )
+                .where(MarketDataset.namespace == namespace, MarketDataset.row_count > 0)
+                .group_by(MarketDataset.market)
+                .order_by(MarketDataset.market)
+            )
+        ).all()
+        return {
+            "datasets": sum(int(row[2]) for row in rows),
+            "symbols": sum(int(row[1]) for row in rows),
+            "rows": sum(int(row[3]) for row in rows),
+            "markets": {row[0]: int(row[1]) for row in rows},
+            "timeframes": sorted({tf for row in rows for tf in row[4]}),
+        }
+
+
+class ImportRepository(OwnedRepository[MarketDataImport]):
+    model = MarketDataImport
+    noun = "import"
+
+    async def page(self, limit: int, offset: int) -> tuple[list[MarketDataImport], int]:
+        total = int(
+            await self.session.scalar(select(func.count()).select_from(self.base_query().subquery())) or 0
+        )
+        query = (
+            self.base_query()
+            .order_by(MarketDataImport.created_at.desc(), MarketDataImport.id)
+            .limit(limit)
+            .offset(offset)
+        )
+        return list(await self.session.scalars(query)), total
+
+
+class SyncJobRepository(OwnedRepository[MarketDataSyncJob]):
+    model = MarketDataSyncJob
+    noun = "sync job"
+
+    async def by_idempotency_key(self, key: str) -> MarketDataSyncJob | None:
+        found: MarketDataSyncJob | None = await self.session.scalar(
+            self.base_query().where(MarketDataSyncJob.idempotency_key == key)
+        )
+        return found
+
+
+async def sync_job_for_worker(session: AsyncSession, job_id: uuid.UUID) -> MarketDataSyncJob | None:
+    """The worker's read of a job it was handed (by id from the queue, so no owner filter)."""
+    return await session.get(MarketDataSyncJob, job_id)

@@ -1,0 +1,136 @@
+"""Market tools through the official MCP client, over the store the real IO worker cold-started."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.packages.core.market_data.helpers import wait_for_cold_start
+from tests.support.mcp_client import mcp_session
+
+EXPECTED_TOOLS = {
+    "capabilities",
+    "check_symbol_availability",
+    "list_symbols",
+    "get_coverage",
+    "get_candles",
+    "get_symbol_metadata",
+    "get_regime_snapshot",
+    "detect_missing_ranges",
+    "fetch_missing_ranges",
+    "get_sync_job",
+}
+
+
+@pytest.fixture(scope="module")
+async def stocked(celery_workers: dict[str, str], api_app: Any) -> None:
+    """Wait for the cold start the IO worker enqueues when it becomes ready."""
+    await wait_for_cold_start(api_app.state.resources)
+
+
+async def test_market_tools_answer_through_the_official_client(
+    mcp_server: str, make_account: Any, api: httpx.AsyncClient, stocked: None
+) -> None:
+    account = await make_account()
+    token = (await account.mcp_token(domains=["market"]))["token"]
+    async with mcp_session(mcp_server, "market", token) as session:
+        tools = {tool.name: tool for tool in (await session.list_tools()).tools}
+        assert set(tools) == EXPECTED_TOOLS
+        assert all(
+            tools[name].annotations.read_only_hint for name in EXPECTED_TOOLS - {"fetch_missing_ranges"}
+        )
+        assert tools["fetch_missing_ranges"].annotations.read_only_hint is False
+        assert all(tools[name].description for name in EXPECTED_TOOLS)
+
+        available = (
+            await session.call_tool("check_symbol_availability", {"symbol": "aapl"})
+        ).structured_content
+        assert available["available"] and available["matches"][0]["market"] == "us_stocks"
+        absent = (await session.call_tool("check_symbol_availability", {"symbol": "ZZZZ"})).structured_content
+        assert absent["available"] is False
+
+        forex = (await session.call_tool("list_symbols", {"market": "forex"})).structured_content
+        assert [item["symbol"] for item in forex["items"]] == ["EURUSD"]
+
+        coverage = (
+            await session.call_tool("get_coverage", {"market": "us_stocks", "symbol": "AAPL"})
+        ).structured_content
+        assert coverage["datasets"][0]["timeframe"] == "1d" and coverage["servable_timeframes"] == [
+            "1d",
+            "1w",
+        ]
+        metadata = (
+            await session.call_tool("get_symbol_metadata", {"market": "forex", "symbol": "EURUSD"})
+        ).structured_content
+        assert metadata["session"]["calendar"] == "forex_17_new_york"
+        assert "licence" in metadata["datasets"][0]["provenance"]
+
+        candles = (
+            await session.call_tool(
+                "get_candles",
+                {"market": "us_stocks", "symbol": "AAPL", "timeframe": "1w", "end": "2013-01-01", "limit": 5},
+            )
+        ).structured_content
+        rest = (
+            await api.get(
+                "/market-data/bars",
+                params={
+                    "market": "us_stocks",
+                    "symbol": "AAPL",
+                    "timeframe": "1w",
+                    "start": "2012-12-03",
+                    "end": "2013-01-01",
+                },
+                headers=account.headers,
+            )
+        ).json()
+        assert candles["candles"]["bars"] == rest["bars"] and len(rest["bars"]) == 5
+        assert "resampled from stored 1d" in candles["note"]
+
+        regime = (
+            await session.call_tool(
+                "get_regime_snapshot", {"market": "us_stocks", "symbol": "SPX", "trading_frequency": "swing"}
+            )
+        ).structured_content
+        assert regime["timeframes"]["primary"] == "1d"
+        assert set(regime["families"]) == {"trend_continuation", "mean_reversion", "volatility_regime"}
+
+        window = {
+            "market": "us_stocks",
+            "symbol": "MSFT",
+            "timeframe": "1d",
+            "start": "2013-02-20",
+            "end": "2013-04-01",
+        }
+        gaps = (await session.call_tool("detect_missing_ranges", window)).structured_content
+        assert gaps["ranges"][0]["start"].startswith("2013-03-04") and gaps["scope"] == "shared"
+        job = (await session.call_tool("fetch_missing_ranges", window)).structured_content
+        assert job["status"] == "queued" and job["chunks_total"] == 1
+        deadline = time.monotonic() + 90
+        while job["status"] in ("queued", "running") and time.monotonic() < deadline:
+            await asyncio.sleep(0.3)
+            job = (await session.call_tool("get_sync_job", {"job_id": job["id"]})).structured_content
+        assert job["status"] == "failed" and "MARKET_DATA_NETWORK_ENABLED" in job["chunks"][0]["error"]
+
+        unknown = await session.call_tool(
+            "get_candles", {"market": "us_stocks", "symbol": "ZZZZ", "timeframe": "1d"}
+        )
+        assert unknown.is_error and "list_symbols" in unknown.content[0].text
+        too_many = await session.call_tool(
+            "get_candles", {"market": "us_stocks", "symbol": "AAPL", "timeframe": "1d", "limit": 5000}
+        )
+        assert too_many.is_error
+        finer = await session.call_tool(
+            "get_candles", {"market": "us_stocks", "symbol": "AAPL", "timeframe": "1h"}
+        )
+        assert finer.is_error and "coarser timeframe" in finer.content[0].text
+
+    stranger = await make_account()
+    their_token = (await stranger.mcp_token(domains=["market"]))["token"]
+    async with mcp_session(mcp_server, "market", their_token) as session:
+        hidden = await session.call_tool("get_sync_job", {"job_id": job["id"]})
+        assert hidden.is_error and "not_found" in hidden.content[0].text
