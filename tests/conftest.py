@@ -60,6 +60,8 @@ def pytest_configure(config: pytest.Config) -> None:
             "BEAT_HEARTBEAT_S": "1",
             # Every test registers from the same address; the limiter itself is tested directly.
             "AUTH_ATTEMPTS_PER_MINUTE": "100000",
+            # Sync jobs in worker subprocesses answer from recorded provider responses, never the network.
+            "MARKET_DATA_PROVIDER_FACTORY": "tests.packages.core.market_data.recorded_providers:provider_for",
             # The MCP subprocess of this run listens here; the API's /status looks for it here.
             "MCP_PORT": str(free_port()),
         }
@@ -200,6 +202,14 @@ def beat(stack: Stack, settings: Any) -> None:
         ["-m", "celery", "-A", "apps.beat.main", "beat", "-s", str(schedule), "--loglevel", "INFO"],
         {"MINSY_SERVICE": "beat"},
     )
+
+
+@pytest.fixture(scope="session")
+async def market_data_ready(celery_workers: dict[str, str], api_app: Any) -> dict[str, Any]:
+    """The store cold-started from packaged real data by the IO worker (enqueued on worker_ready)."""
+    from tests.packages.core.market_data.helpers import wait_for_cold_start
+
+    return dict(await wait_for_cold_start(api_app.state.resources))
 
 
 class Account:

@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 from apps.mcp.auth import principal_of
 from apps.mcp.domains.common import add_capabilities_tool
 from apps.mcp.registry import domain_errors, new_domain_server
+from packages.core.auth.service import Principal
 from packages.core.errors import NotFound, ValidationFailed
 from packages.core.resources import Resources
 from packages.core.strategies.schemas import (
@@ -27,6 +28,7 @@ from packages.core.strategies.schemas import (
     ValidateResponse,
 )
 from packages.core.strategies.service import StrategyService, get_example, list_examples, validation_response
+from packages.core.uow import UnitOfWork
 from packages.domain.strategy.indicators import catalogue_document, get_indicator
 from packages.domain.strategy.schema import get_strategy_schema
 from packages.domain.strategy.vocabulary import DSL_VERSION
@@ -65,6 +67,12 @@ class VersionList(BaseModel):
 
 def build(resources: Resources) -> MCPServer:
     server = new_domain_server(resources, "strategy", SUMMARY)
+
+    async def _service(uow: UnitOfWork, principal: Principal) -> StrategyService:
+        return await StrategyService.open(
+            uow, principal, network_enabled=resources.settings.providers.network_enabled
+        )
+
     add_capabilities_tool(server, "strategy", SUMMARY)
 
     @server.tool(
@@ -122,8 +130,10 @@ def build(resources: Resources) -> MCPServer:
     )
     @domain_errors
     async def validate_strategy(ctx: Context, document: dict[str, Any]) -> ValidateResponse:
-        principal_of(ctx)
-        return validation_response(document)
+        principal = principal_of(ctx)
+        async with resources.unit_of_work() as uow:
+            service = await _service(uow, principal)
+        return validation_response(document, service.symbol_checker)
 
     @server.tool(
         description=(
@@ -141,7 +151,7 @@ def build(resources: Resources) -> MCPServer:
     ) -> StrategyOut:
         principal = principal_of(ctx)
         async with resources.unit_of_work() as uow:
-            service = StrategyService(uow, principal)
+            service = await _service(uow, principal)
             if strategy_id is None:
                 return await service.create(document, session_id=None, confirm=False)
             if expected_version is None:
@@ -160,14 +170,14 @@ def build(resources: Resources) -> MCPServer:
     ) -> StrategyList:
         principal = principal_of(ctx)
         async with resources.unit_of_work() as uow:
-            return await StrategyService(uow, principal).page(limit=limit, cursor=cursor, status=None)
+            return await (await _service(uow, principal)).page(limit=limit, cursor=cursor, status=None)
 
     @server.tool(description="A saved strategy with its current document and version.", annotations=READ_ONLY)
     @domain_errors
     async def get_strategy(ctx: Context, strategy_id: StrategyId) -> StrategyOut:
         principal = principal_of(ctx)
         async with resources.unit_of_work() as uow:
-            return await StrategyService(uow, principal).get(strategy_id)
+            return await (await _service(uow, principal)).get(strategy_id)
 
     @server.tool(
         description=(
@@ -185,7 +195,7 @@ def build(resources: Resources) -> MCPServer:
     ) -> StrategyOut:
         principal = principal_of(ctx)
         async with resources.unit_of_work() as uow:
-            return await StrategyService(uow, principal).patch(
+            return await (await _service(uow, principal)).patch(
                 strategy_id, [op.as_rfc6902() for op in patch], expected_version
             )
 
@@ -194,7 +204,7 @@ def build(resources: Resources) -> MCPServer:
     async def list_strategy_versions(ctx: Context, strategy_id: StrategyId) -> VersionList:
         principal = principal_of(ctx)
         async with resources.unit_of_work() as uow:
-            versions = await StrategyService(uow, principal).versions(strategy_id)
+            versions = await (await _service(uow, principal)).versions(strategy_id)
         return VersionList(strategy_id=strategy_id, versions=versions)
 
     @server.tool(description="One version of a strategy with its document.", annotations=READ_ONLY)
@@ -202,7 +212,7 @@ def build(resources: Resources) -> MCPServer:
     async def get_strategy_version(ctx: Context, strategy_id: StrategyId, version: Version) -> RevisionOut:
         principal = principal_of(ctx)
         async with resources.unit_of_work() as uow:
-            return await StrategyService(uow, principal).version(strategy_id, version)
+            return await (await _service(uow, principal)).version(strategy_id, version)
 
     @server.tool(description="RFC 6902 patch turning one version into another.", annotations=READ_ONLY)
     @domain_errors
@@ -211,7 +221,7 @@ def build(resources: Resources) -> MCPServer:
     ) -> DiffOut:
         principal = principal_of(ctx)
         async with resources.unit_of_work() as uow:
-            return await StrategyService(uow, principal).diff(strategy_id, from_version, to_version)
+            return await (await _service(uow, principal)).diff(strategy_id, from_version, to_version)
 
     @server.tool(
         description="Make an earlier version current again (recorded as a new version). Needs expected_version.",
@@ -223,7 +233,7 @@ def build(resources: Resources) -> MCPServer:
     ) -> StrategyOut:
         principal = principal_of(ctx)
         async with resources.unit_of_work() as uow:
-            return await StrategyService(uow, principal).rollback(strategy_id, version, expected_version)
+            return await (await _service(uow, principal)).rollback(strategy_id, version, expected_version)
 
     @server.tool(
         description="Numeric parameters of a strategy with their bounds: what optimisation and sensitivity tests may vary.",
@@ -235,6 +245,6 @@ def build(resources: Resources) -> MCPServer:
     ) -> TunableParametersOut:
         principal = principal_of(ctx)
         async with resources.unit_of_work() as uow:
-            return await StrategyService(uow, principal).tunable_parameters(strategy_id, version)
+            return await (await _service(uow, principal)).tunable_parameters(strategy_id, version)
 
     return server

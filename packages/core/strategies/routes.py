@@ -30,6 +30,7 @@ from packages.core.strategies.schemas import (
     ValidateResponse,
 )
 from packages.core.strategies.service import StrategyService, get_example, list_examples, validation_response
+from packages.core.uow import UnitOfWork
 from packages.domain.strategy.indicators import catalogue_document, get_indicator
 from packages.domain.strategy.schema import get_strategy_schema
 
@@ -38,6 +39,13 @@ router = APIRouter(prefix="/strategies", tags=["strategies"])
 AUTH = problem_responses(401)
 READ = problem_responses(401, 404, 422)
 WRITE = problem_responses(401, 404, 409, 413, 422)
+
+
+async def strategies(uow: UnitOfWork, principal: Principal, resources: Resources) -> StrategyService:
+    """The service, checking symbols against the market data this caller can trade."""
+    return await StrategyService.open(
+        uow, principal, network_enabled=resources.settings.providers.network_enabled
+    )
 
 
 def draft_store(resources: Resources, principal: Principal) -> DraftStore:
@@ -98,8 +106,12 @@ async def example(slug: str, principal: PrincipalDep) -> ExampleDetail:
     summary="Validate a document without saving it: every error with code and JSON pointer",
     responses=problem_responses(401, 413, 422),
 )
-async def validate(body: ValidateRequest, principal: PrincipalDep) -> ValidateResponse:
-    return validation_response(body.document)
+async def validate(
+    body: ValidateRequest, principal: PrincipalDep, uow: UowDep, resources: ResourcesDep
+) -> ValidateResponse:
+    async with uow:
+        service = await strategies(uow, principal, resources)
+    return validation_response(body.document, service.symbol_checker)
 
 
 # --- drafts (Redis, expiring) ----------------------------------------------------------------------
@@ -108,7 +120,11 @@ async def validate(body: ValidateRequest, principal: PrincipalDep) -> ValidateRe
 @router.get("/drafts", operation_id="strategies_drafts_list", summary="Your unsaved drafts", responses=AUTH)
 async def list_drafts(principal: PrincipalDep, uow: UowDep, resources: ResourcesDep) -> list[DraftOut]:
     async with uow:
-        return await StrategyService(uow, principal).drafts(draft_store(resources, principal)).all()
+        return (
+            await (await strategies(uow, principal, resources))
+            .drafts(draft_store(resources, principal))
+            .all()
+        )
 
 
 @router.post(
@@ -122,7 +138,7 @@ async def create_draft(
     body: DraftRequest, principal: PrincipalDep, uow: UowDep, resources: ResourcesDep
 ) -> DraftOut:
     async with uow:
-        service = StrategyService(uow, principal).drafts(draft_store(resources, principal))
+        service = (await strategies(uow, principal, resources)).drafts(draft_store(resources, principal))
         return await service.save(None, body.document, body.session_id)
 
 
@@ -131,7 +147,11 @@ async def get_draft(
     draft_id: uuid.UUID, principal: PrincipalDep, uow: UowDep, resources: ResourcesDep
 ) -> DraftOut:
     async with uow:
-        return await StrategyService(uow, principal).drafts(draft_store(resources, principal)).get(draft_id)
+        return (
+            await (await strategies(uow, principal, resources))
+            .drafts(draft_store(resources, principal))
+            .get(draft_id)
+        )
 
 
 @router.put(
@@ -141,7 +161,7 @@ async def update_draft(
     draft_id: uuid.UUID, body: DraftRequest, principal: PrincipalDep, uow: UowDep, resources: ResourcesDep
 ) -> DraftOut:
     async with uow:
-        service = StrategyService(uow, principal).drafts(draft_store(resources, principal))
+        service = (await strategies(uow, principal, resources)).drafts(draft_store(resources, principal))
         return await service.save(draft_id, body.document, body.session_id)
 
 
@@ -169,7 +189,7 @@ async def confirm_draft(
 ) -> StrategyOut:
     store = draft_store(resources, principal)
     async with uow:
-        created = await StrategyService(uow, principal).drafts(store).confirm(draft_id)
+        created = await (await strategies(uow, principal, resources)).drafts(store).confirm(draft_id)
     await store.delete(draft_id)  # only once the strategy is committed
     return created
 
@@ -183,12 +203,15 @@ async def confirm_draft(
 async def list_strategies(
     principal: PrincipalDep,
     uow: UowDep,
+    resources: ResourcesDep,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
     status_filter: Annotated[Literal["draft", "confirmed", "archived"] | None, Query(alias="status")] = None,
 ) -> StrategyList:
     async with uow:
-        return await StrategyService(uow, principal).page(limit=limit, cursor=cursor, status=status_filter)
+        return await (await strategies(uow, principal, resources)).page(
+            limit=limit, cursor=cursor, status=status_filter
+        )
 
 
 @router.post(
@@ -198,9 +221,11 @@ async def list_strategies(
     summary="Create a strategy from a valid document (version 1)",
     responses=WRITE,
 )
-async def create_strategy(body: CreateStrategyRequest, principal: PrincipalDep, uow: UowDep) -> StrategyOut:
+async def create_strategy(
+    body: CreateStrategyRequest, principal: PrincipalDep, uow: UowDep, resources: ResourcesDep
+) -> StrategyOut:
     async with uow:
-        return await StrategyService(uow, principal).create(
+        return await (await strategies(uow, principal, resources)).create(
             body.document, session_id=body.session_id, confirm=body.confirm
         )
 
@@ -211,9 +236,11 @@ async def create_strategy(body: CreateStrategyRequest, principal: PrincipalDep, 
     summary="A strategy and its current document",
     responses=READ,
 )
-async def get_strategy(strategy_id: uuid.UUID, principal: PrincipalDep, uow: UowDep) -> StrategyOut:
+async def get_strategy(
+    strategy_id: uuid.UUID, principal: PrincipalDep, uow: UowDep, resources: ResourcesDep
+) -> StrategyOut:
     async with uow:
-        return await StrategyService(uow, principal).get(strategy_id)
+        return await (await strategies(uow, principal, resources)).get(strategy_id)
 
 
 @router.put(
@@ -223,10 +250,16 @@ async def get_strategy(strategy_id: uuid.UUID, principal: PrincipalDep, uow: Uow
     responses=WRITE,
 )
 async def update_strategy(
-    strategy_id: uuid.UUID, body: UpdateStrategyRequest, principal: PrincipalDep, uow: UowDep
+    strategy_id: uuid.UUID,
+    body: UpdateStrategyRequest,
+    principal: PrincipalDep,
+    uow: UowDep,
+    resources: ResourcesDep,
 ) -> StrategyOut:
     async with uow:
-        return await StrategyService(uow, principal).update(strategy_id, body.document, body.expected_version)
+        return await (await strategies(uow, principal, resources)).update(
+            strategy_id, body.document, body.expected_version
+        )
 
 
 @router.patch(
@@ -236,10 +269,14 @@ async def update_strategy(
     responses=WRITE,
 )
 async def patch_strategy(
-    strategy_id: uuid.UUID, body: PatchStrategyRequest, principal: PrincipalDep, uow: UowDep
+    strategy_id: uuid.UUID,
+    body: PatchStrategyRequest,
+    principal: PrincipalDep,
+    uow: UowDep,
+    resources: ResourcesDep,
 ) -> StrategyOut:
     async with uow:
-        return await StrategyService(uow, principal).patch(
+        return await (await strategies(uow, principal, resources)).patch(
             strategy_id, [op.as_rfc6902() for op in body.patch], body.expected_version
         )
 
@@ -251,9 +288,11 @@ async def patch_strategy(
     summary="Delete a strategy and its revisions (refused while a deployment uses it)",
     responses=problem_responses(401, 404, 409),
 )
-async def delete_strategy(strategy_id: uuid.UUID, principal: PrincipalDep, uow: UowDep) -> Response:
+async def delete_strategy(
+    strategy_id: uuid.UUID, principal: PrincipalDep, uow: UowDep, resources: ResourcesDep
+) -> Response:
     async with uow:
-        await StrategyService(uow, principal).delete(strategy_id)
+        await (await strategies(uow, principal, resources)).delete(strategy_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -263,9 +302,11 @@ async def delete_strategy(strategy_id: uuid.UUID, principal: PrincipalDep, uow: 
     summary="Mark as confirmed by the user",
     responses=READ,
 )
-async def confirm_strategy(strategy_id: uuid.UUID, principal: PrincipalDep, uow: UowDep) -> StrategyOut:
+async def confirm_strategy(
+    strategy_id: uuid.UUID, principal: PrincipalDep, uow: UowDep, resources: ResourcesDep
+) -> StrategyOut:
     async with uow:
-        return await StrategyService(uow, principal).confirm(strategy_id)
+        return await (await strategies(uow, principal, resources)).confirm(strategy_id)
 
 
 @router.get(
@@ -274,9 +315,11 @@ async def confirm_strategy(strategy_id: uuid.UUID, principal: PrincipalDep, uow:
     summary="Every revision, oldest first",
     responses=READ,
 )
-async def versions(strategy_id: uuid.UUID, principal: PrincipalDep, uow: UowDep) -> list[RevisionSummary]:
+async def versions(
+    strategy_id: uuid.UUID, principal: PrincipalDep, uow: UowDep, resources: ResourcesDep
+) -> list[RevisionSummary]:
     async with uow:
-        return await StrategyService(uow, principal).versions(strategy_id)
+        return await (await strategies(uow, principal, resources)).versions(strategy_id)
 
 
 @router.get(
@@ -285,9 +328,11 @@ async def versions(strategy_id: uuid.UUID, principal: PrincipalDep, uow: UowDep)
     summary="One revision with its document and the patch that produced it",
     responses=READ,
 )
-async def version(strategy_id: uuid.UUID, version: int, principal: PrincipalDep, uow: UowDep) -> RevisionOut:
+async def version(
+    strategy_id: uuid.UUID, version: int, principal: PrincipalDep, uow: UowDep, resources: ResourcesDep
+) -> RevisionOut:
     async with uow:
-        return await StrategyService(uow, principal).version(strategy_id, version)
+        return await (await strategies(uow, principal, resources)).version(strategy_id, version)
 
 
 @router.get(
@@ -300,11 +345,12 @@ async def diff(
     strategy_id: uuid.UUID,
     principal: PrincipalDep,
     uow: UowDep,
+    resources: ResourcesDep,
     from_version: Annotated[int, Query(alias="from", ge=1)],
     to_version: Annotated[int, Query(alias="to", ge=1)],
 ) -> DiffOut:
     async with uow:
-        return await StrategyService(uow, principal).diff(strategy_id, from_version, to_version)
+        return await (await strategies(uow, principal, resources)).diff(strategy_id, from_version, to_version)
 
 
 @router.post(
@@ -314,10 +360,14 @@ async def diff(
     responses=WRITE,
 )
 async def rollback(
-    strategy_id: uuid.UUID, body: RollbackRequest, principal: PrincipalDep, uow: UowDep
+    strategy_id: uuid.UUID,
+    body: RollbackRequest,
+    principal: PrincipalDep,
+    uow: UowDep,
+    resources: ResourcesDep,
 ) -> StrategyOut:
     async with uow:
-        return await StrategyService(uow, principal).rollback(
+        return await (await strategies(uow, principal, resources)).rollback(
             strategy_id, body.version, body.expected_version
         )
 
@@ -332,7 +382,8 @@ async def tunable_parameters(
     strategy_id: uuid.UUID,
     principal: PrincipalDep,
     uow: UowDep,
+    resources: ResourcesDep,
     version: Annotated[int | None, Query(ge=1)] = None,
 ) -> TunableParametersOut:
     async with uow:
-        return await StrategyService(uow, principal).tunable_parameters(strategy_id, version)
+        return await (await strategies(uow, principal, resources)).tunable_parameters(strategy_id, version)

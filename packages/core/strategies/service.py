@@ -9,6 +9,8 @@ from typing import Any
 
 from packages.core.auth.service import Principal
 from packages.core.errors import Conflict, FieldError, NotFound, ValidationFailed
+from packages.core.market_data.access import visible_namespaces
+from packages.core.market_data.repository import DatasetRepository
 from packages.core.strategies.drafts import DraftStore
 from packages.core.strategies.repository import StrategyRepository
 from packages.core.strategies.schemas import (
@@ -31,9 +33,22 @@ from packages.domain.strategy import examples as example_library
 from packages.domain.strategy.canonical import PatchError, apply_patch, diff_documents, document_hash
 from packages.domain.strategy.errors import ValidationIssue
 from packages.domain.strategy.tunables import list_tunable_parameters
-from packages.domain.strategy.validation import SymbolChecker, validate_strategy
+from packages.domain.strategy.validation import SymbolChecker, symbol_format_checker, validate_strategy
 from packages.domain.strategy.vocabulary import DSL_VERSION
 from packages.infra.db.models import Strategy, StrategyRevision
+
+
+async def tradable_symbols(uow: UnitOfWork, principal: Principal, *, network_enabled: bool) -> SymbolChecker:
+    """Symbols a strategy may trade: those with stored data the caller can see (shared data and their
+    own imports) and, when market-data providers are online, any well-formed symbol (data can be
+    fetched for it)."""
+    rows = await DatasetRepository(uow.session).in_namespaces(visible_namespaces(principal))
+    known = {(row.market, row.symbol) for row in rows if row.row_count > 0}
+
+    def check(market: str, symbol: str) -> bool:
+        return (market, symbol) in known or (network_enabled and symbol_format_checker(market, symbol))
+
+    return check
 
 
 def validation_response(document: Any, symbol_checker: SymbolChecker | None = None) -> ValidateResponse:
@@ -93,6 +108,14 @@ class StrategyService:
         self.symbol_checker = symbol_checker
         self.repo = StrategyRepository(uow.session, principal.user_id)
 
+    @classmethod
+    async def open(cls, uow: UnitOfWork, principal: Principal, *, network_enabled: bool) -> StrategyService:
+        return cls(
+            uow,
+            principal,
+            symbol_checker=await tradable_symbols(uow, principal, network_enabled=network_enabled),
+        )
+
     # --- reading ---------------------------------------------------------------------------------
 
     async def page(self, *, limit: int, cursor: str | None, status: str | None) -> StrategyList:
@@ -130,7 +153,7 @@ class StrategyService:
     async def tunable_parameters(self, strategy_id: uuid.UUID, version: int | None) -> TunableParametersOut:
         strategy = await self.repo.get(strategy_id)
         revision = await self._revision(strategy_id, version or strategy.current_version)
-        parameters = list_tunable_parameters(revision.document)
+        parameters = list_tunable_parameters(revision.document, symbol_checker=self.symbol_checker)
         return TunableParametersOut(
             strategy_id=strategy.id,
             version=revision.version,

@@ -7,10 +7,12 @@ reading only ``plan`` do not load TA-Lib, numba or jsonschema):
 - ``validation.validate_strategy(document, symbol_checker=..., limits=...)``: list of
   ``errors.ValidationIssue`` (code, RFC 6901 pointer, message, hint), empty when valid;
 - ``compiler.compile_strategy(document)`` -> ``CompiledStrategy`` and its
-  ``build_plan(bars, higher_timeframe_bars=..., resampler=...)`` -> ``plan.StrategyPlan``;
+  ``build_plan(bars, higher_timeframe_bars=..., resampler=..., cache=...)`` -> ``plan.StrategyPlan``;
+  sweeps: ``build_plans(bars, parameter_sets)``, ``with_parameters(values)``, ``compiler.SeriesCache``;
 - ``bars.BarMatrix`` (bar input), ``bars.Resampler`` / ``bars.resample_bars``;
 - ``indicators.list_indicators()`` / ``get_indicator(name)`` / ``catalogue_document()``;
-- ``tunables.list_tunable_parameters(document)`` / ``apply_parameters(document, values)``;
+- ``tunables.list_tunable_parameters(document)`` / ``apply_parameters(document, values)`` /
+  ``ParameterSpace`` (many value sets of one document);
 - ``canonical.canonical_json`` / ``document_hash`` / ``diff_documents`` / ``apply_patch``;
 - ``examples.list_examples()`` / ``get_example(slug)``.
 

@@ -134,6 +134,21 @@ def select_symbols(bars: BarsLike, symbols: Sequence[str]) -> BarMatrix:
     )
 
 
+def universe_view(bars: BarsLike, symbols: Sequence[str]) -> BarsLike:
+    """``bars`` itself when its columns already are ``symbols`` (nothing copied), else ``select_symbols``.
+
+    The shapes are checked; the index is trusted to increase, which ``BarMatrix`` (and the
+    backtest's ``UniverseBars``) check when they are built.
+    """
+    if tuple(bars.symbols) != tuple(symbols):
+        return select_symbols(bars, symbols)
+    shape = (np.shape(bars.index)[0], len(symbols))
+    for name in BAR_FIELDS:
+        if np.shape(getattr(bars, name)) != shape:
+            raise ValueError(f"{name} has shape {np.shape(getattr(bars, name))}, expected {shape}")
+    return bars
+
+
 def bucket_starts(index: Int64Array, timeframe: str) -> Int64Array:
     """Open time of the ``timeframe`` bucket holding each timestamp (weeks start on Monday)."""
     length = timeframe_ns(timeframe)

@@ -63,6 +63,16 @@ def _shortest_digits(value: float) -> tuple[str, int]:
     return stripped, exponent
 
 
+def copy_json(value: Any) -> Any:
+    """A deep copy of JSON data (objects, arrays, scalars): several times faster than ``copy.deepcopy``,
+    which matters when a sweep copies one document per parameter set."""
+    if isinstance(value, dict):
+        return {key: copy_json(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [copy_json(item) for item in value]
+    return value
+
+
 def _encode(value: Any, parts: list[str]) -> None:
     if isinstance(value, dict):
         parts.append("{")

@@ -23,6 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import numba
 import numpy as np
 import numpy.typing as npt
 
@@ -103,17 +104,43 @@ def compile_operand(node: Any, outputs_of: Mapping[str, tuple[str, ...]]) -> Ope
 # --- vectorised helpers ---------------------------------------------------------------------------
 
 
-def _full(value: FloatMatrix | float, shape: tuple[int, int]) -> FloatMatrix:
+def _matrix(value: FloatMatrix | float, shape: tuple[int, int]) -> FloatMatrix:
+    """``value`` as a ``shape`` matrix; a constant becomes a read-only broadcast view (no allocation)."""
     if isinstance(value, np.ndarray):
         return value
-    return np.full(shape, float(value))
+    return np.broadcast_to(np.float64(value), shape)
 
 
-def _previous(values: FloatMatrix) -> FloatMatrix:
-    shifted = np.empty_like(values)
-    shifted[:1] = np.nan
-    shifted[1:] = values[:-1]
-    return shifted
+@numba.njit(cache=True)
+def _cross_series(left: FloatMatrix, right: FloatMatrix, above: bool, out: BoolMatrix) -> None:
+    """One pass over two 1-D series: no shifted copies and no temporaries (about twice numpy's speed)."""
+    out[:1] = False
+    if above:
+        for i in range(1, out.shape[0]):
+            out[i] = (left[i - 1] <= right[i - 1]) & (left[i] > right[i])
+    else:
+        for i in range(1, out.shape[0]):
+            out[i] = (left[i - 1] >= right[i - 1]) & (left[i] < right[i])
+
+
+def cross_values(
+    left: FloatMatrix | float, right: FloatMatrix | float, op: str, shape: tuple[int, int]
+) -> BoolMatrix:
+    """``cross_above`` / ``cross_below`` of two operands over ``shape``; row 0 is always false."""
+    above = op == "cross_above"
+    values = np.empty(shape, dtype=np.bool_)
+    if isinstance(left, np.ndarray) and isinstance(right, np.ndarray) and shape[1] == 1:
+        # The single-symbol case, on every backtest's hot path.
+        _cross_series(left[:, 0], right[:, 0], above, values[:, 0])
+        return values
+    # Several symbols (a loop down each column would stride across rows) or a constant side:
+    # two passes over row-shifted views, "now" into the result, then and-ed with "before".
+    left, right = _matrix(left, shape), _matrix(right, shape)
+    now, before = (np.greater, np.less_equal) if above else (np.less, np.greater_equal)
+    values[:1] = False
+    now(left[1:], right[1:], out=values[1:])
+    values[1:] &= before(left[:-1], right[:-1])
+    return values
 
 
 def last_true_index(mask: BoolMatrix) -> IndexMatrix:
@@ -133,6 +160,15 @@ class Condition(Protocol):
     def evaluate(self, provider: SeriesProvider) -> BoolMatrix: ...
 
 
+_COMPARE = {
+    "gt": np.greater,
+    "gte": np.greater_equal,
+    "lt": np.less,
+    "lte": np.less_equal,
+    "eq": np.equal,
+}
+
+
 @dataclass(frozen=True)
 class Comparison:
     pointer: str
@@ -143,19 +179,19 @@ class Comparison:
     def evaluate(self, provider: SeriesProvider) -> BoolMatrix:
         left = self.left.series(provider)
         right = self.right.series(provider)
-        shape = provider.shape
         if self.op == "neq":
-            result = (left != right) & ~np.isnan(left) & ~np.isnan(right)
+            result = np.not_equal(left, right)
+            # NaN != x is true in IEEE arithmetic; an undefined side makes the comparison false.
+            result &= ~np.isnan(left)
+            result &= ~np.isnan(right)
         else:
-            compare = {
-                "gt": np.greater,
-                "gte": np.greater_equal,
-                "lt": np.less,
-                "lte": np.less_equal,
-                "eq": np.equal,
-            }
-            result = compare[self.op](left, right)
-        values = np.broadcast_to(np.asarray(result, dtype=np.bool_), shape).copy()
+            result = _COMPARE[self.op](left, right)
+        shape = provider.shape
+        values = (
+            result
+            if isinstance(result, np.ndarray) and result.shape == shape
+            else np.broadcast_to(np.asarray(result, dtype=np.bool_), shape).copy()
+        )
         provider.record_leaf(self.pointer, values)
         return values
 
@@ -172,14 +208,9 @@ class Cross:
     right: Operand
 
     def evaluate(self, provider: SeriesProvider) -> BoolMatrix:
-        shape = provider.shape
-        left = _full(self.left.series(provider), shape)
-        right = _full(self.right.series(provider), shape)
-        before_left, before_right = _previous(left), _previous(right)
-        if self.op == "cross_above":
-            values = (before_left <= before_right) & (left > right)
-        else:
-            values = (before_left >= before_right) & (left < right)
+        left = self.left.series(provider)
+        right = self.right.series(provider)
+        values = cross_values(left, right, self.op, provider.shape)
         provider.record_leaf(self.pointer, values)
         return values
 
@@ -193,9 +224,15 @@ class Group:
     children: tuple[Condition, ...]
 
     def evaluate(self, provider: SeriesProvider) -> BoolMatrix:
-        values = [child.evaluate(provider) for child in self.children]
-        reducer = np.logical_and if self.op == "all" else np.logical_or
-        return np.asarray(reducer.reduce(values), dtype=np.bool_)
+        combine = np.logical_and if self.op == "all" else np.logical_or
+        first, *rest = [child.evaluate(provider) for child in self.children]
+        if not rest:
+            return first
+        # A fresh result accumulated in place; children may be recorded leaves and stay untouched.
+        values = combine(first, rest[0])
+        for child in rest[1:]:
+            combine(values, child, out=values)
+        return values
 
 
 @dataclass(frozen=True)

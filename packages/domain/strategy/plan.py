@@ -4,12 +4,16 @@ Both consumers read the same plan, so backtest and live behaviour cannot drift. 
 aligned on one bar index shared by all symbols of the universe: shape ``(n_bars, n_symbols)``.
 Values at bar ``i`` use only information available at the close of bar ``i``; the engine decides
 when an order acting on them fills (next bar's open by default).
+
+Arrays may be shared: between plans built with one ``SeriesCache`` (a sweep), between a signal
+and the condition leaf it came from, and with the caller's bars. Read them, never write to them.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -22,8 +26,32 @@ OrderKind = Literal["market", "limit", "stop"]
 ExitKind = Literal["signal", "stop_loss", "take_profit", "trailing_stop", "time_exit", "bracket"]
 SizingMode = Literal["fixed_quantity", "fixed_cash", "percent_equity", "risk_per_trade", "volatility_target"]
 
+_Value = TypeVar("_Value")
+
 # valid_bars of a good-till-cancelled order (fits an int32, exceeds any bar count we handle).
 GOOD_TILL_CANCELLED = 2**31 - 1
+
+
+class LazySeries(Mapping[str, _Value]):
+    """A read-only mapping whose values are computed by their loader on first access, then kept."""
+
+    def __init__(self, loaders: Mapping[str, Callable[[], _Value]]) -> None:
+        self._loaders = dict(loaders)
+        self._values: dict[str, _Value] = {}
+
+    def __getitem__(self, key: str) -> _Value:
+        if key not in self._values:
+            self._values[key] = self._loaders[key]()
+        return self._values[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._loaders)
+
+    def __len__(self) -> int:
+        return len(self._loaders)
+
+    def __repr__(self) -> str:
+        return f"LazySeries({list(self._loaders)})"
 
 
 @dataclass(frozen=True)
@@ -113,5 +141,7 @@ class StrategyPlan:
     warmup_bars: int
     # Named factor outputs and condition leaves, each (n_bars, n_symbols): used for trade snapshots
     # ("which leaves were true at entry and exit") and charts, never by the simulation itself.
-    factors: dict[str, FloatMatrix] = field(default_factory=dict)
-    leaves: dict[str, BoolMatrix] = field(default_factory=dict)
+    # The compiler hands ``factors`` as a ``LazySeries``: each is computed when first read, from the
+    # series cache the plan keeps alive.
+    factors: Mapping[str, FloatMatrix] = field(default_factory=dict)
+    leaves: Mapping[str, BoolMatrix] = field(default_factory=dict)

@@ -4,22 +4,23 @@
 when the document omits them), thresholds compared in conditions, temporal windows, order
 offsets, exit distances, sizing values and portfolio numbers, each with its current value and
 validity bounds. ``apply_parameters(document, {pointer: value})`` returns a new document with
-the values set and re-validated.
+the values set and re-validated. ``ParameterSpace`` does the same for many value sets of one
+document (sweeps) and validates the document once.
 """
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from packages.domain.strategy.canonical import copy_json
 from packages.domain.strategy.errors import StrategyValidationError
 from packages.domain.strategy.indicators import get_indicator
 from packages.domain.strategy.limits import DEFAULT_LIMITS, Limits
 from packages.domain.strategy.pointers import join_pointer, split_pointer
 from packages.domain.strategy.schema import MAX_ATR_PERIOD, MAX_REWARD_RATIO, MAX_TARGET_VOLATILITY_PERCENT
-from packages.domain.strategy.validation import SymbolChecker, validate_strategy
+from packages.domain.strategy.validation import SymbolChecker, validate_semantics, validate_strategy
 from packages.domain.strategy.vocabulary import (
     COMPARISON_OPS,
     CROSS_OPS,
@@ -78,10 +79,8 @@ def list_tunable_parameters(
     limits: Limits = DEFAULT_LIMITS,
 ) -> list[TunableParameter]:
     """Every tunable number of a valid ``document`` (raises ``StrategyValidationError`` otherwise)."""
-    issues = validate_strategy(document, symbol_checker=symbol_checker, limits=limits)
-    if issues:
-        raise StrategyValidationError(issues)
-    return list(_Collector(document, limits).collect())
+    space = ParameterSpace.of(document, symbol_checker=symbol_checker, limits=limits)
+    return list(space.parameters.values())
 
 
 def apply_parameters(
@@ -97,36 +96,75 @@ def apply_parameters(
     parameters and out-of-bounds values, and ``StrategyValidationError`` when the values are
     each fine but together break a rule (e.g. a fast period no longer below the slow one).
     """
-    tunables = {
-        parameter.pointer: parameter
-        for parameter in list_tunable_parameters(document, symbol_checker=symbol_checker, limits=limits)
-    }
-    problems: list[str] = []
-    updated = copy.deepcopy(dict(document))
-    for pointer, value in values.items():
-        parameter = tunables.get(pointer)
-        if parameter is None:
-            problems.append(f"{pointer}: not a tunable parameter of this strategy")
-            continue
-        if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
-            problems.append(f"{pointer}: {value!r} is not a number")
-            continue
-        if parameter.value_type == "int" and not float(value).is_integer():
-            problems.append(f"{pointer}: {parameter.label} must be an integer, got {value}")
-            continue
-        if not parameter.accepts(value):
-            low = f"> {parameter.minimum}" if parameter.exclusive_minimum else f">= {parameter.minimum}"
-            problems.append(
-                f"{pointer}: {value} is outside {parameter.label}'s bounds ({low}, <= {parameter.maximum})"
-            )
-            continue
-        _set(updated, pointer, int(value) if parameter.value_type == "int" else float(value))
-    if problems:
-        raise ParameterError(problems)
-    issues = validate_strategy(updated, symbol_checker=symbol_checker, limits=limits)
-    if issues:
-        raise StrategyValidationError(issues)
-    return updated
+    return ParameterSpace.of(document, symbol_checker=symbol_checker, limits=limits).apply(values)
+
+
+@dataclass(frozen=True, eq=False)
+class ParameterSpace:
+    """The tunable parameters of one valid document, for applying many value sets (sweeps).
+
+    ``apply`` re-checks only what a numeric change can break. Each tunable's bounds lie inside
+    what the JSON Schema accepts at its pointer and values keep their JSON type (the tunables
+    tests check this bound by bound on every example), so a document stays schema-valid and only
+    the semantic stage runs: indicator parameter rules, look-back caps, exits and sizing. That
+    is about 0.1 ms per set instead of the schema's few milliseconds.
+    """
+
+    document: Mapping[str, Any]
+    parameters: Mapping[str, TunableParameter]  # by pointer, in document order
+    limits: Limits = DEFAULT_LIMITS
+    symbol_checker: SymbolChecker | None = None
+
+    @classmethod
+    def of(
+        cls,
+        document: Mapping[str, Any],
+        *,
+        symbol_checker: SymbolChecker | None = None,
+        limits: Limits = DEFAULT_LIMITS,
+    ) -> ParameterSpace:
+        """Validate ``document`` (raises ``StrategyValidationError``) and collect its parameters."""
+        issues = validate_strategy(document, symbol_checker=symbol_checker, limits=limits)
+        if issues:
+            raise StrategyValidationError(issues)
+        return cls.of_valid_document(document, limits, symbol_checker)
+
+    @classmethod
+    def of_valid_document(
+        cls, document: Mapping[str, Any], limits: Limits, symbol_checker: SymbolChecker | None = None
+    ) -> ParameterSpace:
+        """For a document that already passed ``validate_strategy`` with ``limits`` (not re-checked)."""
+        parameters = {parameter.pointer: parameter for parameter in _Collector(document, limits).collect()}
+        return cls(document, parameters, limits, symbol_checker)
+
+    def apply(self, values: Mapping[str, float]) -> dict[str, Any]:
+        """A copy of the document with ``values`` set; errors as ``apply_parameters``."""
+        problems: list[str] = []
+        updated = copy_json(dict(self.document))
+        for pointer, value in values.items():
+            parameter = self.parameters.get(pointer)
+            if parameter is None:
+                problems.append(f"{pointer}: not a tunable parameter of this strategy")
+                continue
+            if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
+                problems.append(f"{pointer}: {value!r} is not a number")
+                continue
+            if parameter.value_type == "int" and not float(value).is_integer():
+                problems.append(f"{pointer}: {parameter.label} must be an integer, got {value}")
+                continue
+            if not parameter.accepts(value):
+                low = f"> {parameter.minimum}" if parameter.exclusive_minimum else f">= {parameter.minimum}"
+                problems.append(
+                    f"{pointer}: {value} is outside {parameter.label}'s bounds ({low}, <= {parameter.maximum})"
+                )
+                continue
+            _set(updated, pointer, int(value) if parameter.value_type == "int" else float(value))
+        if problems:
+            raise ParameterError(problems)
+        issues = validate_semantics(updated, symbol_checker=self.symbol_checker, limits=self.limits)
+        if issues:
+            raise StrategyValidationError(issues)
+        return updated
 
 
 def _set(document: dict[str, Any], pointer: str, value: float) -> None:

@@ -73,6 +73,20 @@ def validate_strategy(
     return _Semantics(document, limits, symbol_checker or symbol_format_checker).run()
 
 
+def validate_semantics(
+    document: Mapping[str, Any],
+    *,
+    symbol_checker: SymbolChecker | None = None,
+    limits: Limits = DEFAULT_LIMITS,
+) -> list[ValidationIssue]:
+    """Stage 2 alone, for a document whose shape is already known to pass stages 0 and 1.
+
+    ``tunables.ParameterSpace`` uses it after changing numbers of a valid document within their
+    bounds, which cannot change the document's shape.
+    """
+    return _Semantics(document, limits, symbol_checker or symbol_format_checker).run()
+
+
 # --- stage 0: is it bounded, finite JSON? -----------------------------------------------------
 
 

@@ -29,7 +29,7 @@ EXPECTED_TOOLS = {
 
 
 async def test_strategy_lifecycle_through_the_official_client(
-    mcp_server: str, make_account: Any, api: httpx.AsyncClient
+    mcp_server: str, make_account: Any, api: httpx.AsyncClient, market_data_ready: dict[str, Any]
 ) -> None:
     account = await make_account()
     token = (await account.mcp_token(domains=["strategy"]))["token"]
@@ -109,7 +109,9 @@ async def test_strategy_lifecycle_through_the_official_client(
     assert (await api.get(f"/strategies/{sid}", headers=account.headers)).json()["current_version"] == 3
 
 
-async def test_another_users_strategy_is_not_found_over_mcp(mcp_server: str, make_account: Any) -> None:
+async def test_another_users_strategy_is_not_found_over_mcp(
+    mcp_server: str, make_account: Any, market_data_ready: dict[str, Any]
+) -> None:
     owner, intruder = await make_account(), await make_account()
     owner_token = (await owner.mcp_token(domains=["strategy"]))["token"]
     intruder_token = (await intruder.mcp_token(domains=["strategy"]))["token"]

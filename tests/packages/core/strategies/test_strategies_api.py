@@ -220,3 +220,15 @@ async def test_tunable_parameters(api: httpx.AsyncClient, make_account: Any, ver
     body = (await api.get(f"/strategies/{sid}/tunable-parameters{query}", headers=account.headers)).json()
     pointers = {p["pointer"] for p in body["parameters"]}
     assert "/factors/0/params/period" in pointers
+
+
+async def test_symbols_without_data_are_refused_offline(api: httpx.AsyncClient, make_account: Any) -> None:
+    account = await make_account()
+    document = _doc()
+    document["universe"]["symbols"] = ["TSLA"]
+    response = await api.post("/strategies", json={"document": document}, headers=account.headers)
+    assert response.status_code == 422
+    error = response.json()["errors"][0]
+    assert (error["code"], error["pointer"]) == ("UNSUPPORTED_SYMBOL", "/document/universe/symbols/0")
+    verdict = (await api.post("/strategies/validate", json={"document": document}, headers=account.headers)).json()
+    assert [e["code"] for e in verdict["errors"]] == ["UNSUPPORTED_SYMBOL"]

@@ -8,7 +8,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from packages.domain.strategy.bars import BarMatrix, bucket_starts, resample_bars, visible_rows
+from packages.domain.strategy.bars import (
+    BarMatrix,
+    bucket_starts,
+    resample_bars,
+    universe_view,
+    visible_rows,
+)
 from packages.domain.strategy.vocabulary import TIMEFRAMES
 
 BarsFor = Callable[[Sequence[str]], BarMatrix]
@@ -69,3 +75,17 @@ def test_bar_matrix_checks_shapes() -> None:
         [1, 2], ["A"], open=[1, 2], high=[1, 2], low=[1, 2], close=[1, 2], volume=[0, 0]
     )
     assert single.close.shape == (2, 1) and single.head(1).index.tolist() == [1]
+
+
+def test_universe_view_copies_only_to_reorder_columns(bars_for: BarsFor) -> None:
+    bars = bars_for(["AAPL", "MSFT"])
+    assert universe_view(bars, ["AAPL", "MSFT"]) is bars
+    swapped = universe_view(bars, ["MSFT", "AAPL"])
+    np.testing.assert_array_equal(swapped.close, bars.close[:, ::-1])
+    assert swapped.close.flags.c_contiguous
+    truncated = BarMatrix.__new__(BarMatrix)  # a malformed container skips __post_init__
+    for name, value in vars(bars.head(5)).items():
+        object.__setattr__(truncated, name, value)
+    object.__setattr__(truncated, "volume", bars.volume[:4])
+    with pytest.raises(ValueError, match="volume"):
+        universe_view(truncated, ["AAPL", "MSFT"])

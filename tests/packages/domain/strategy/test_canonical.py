@@ -14,6 +14,7 @@ from packages.domain.strategy.canonical import (
     PatchError,
     apply_patch,
     canonical_json,
+    copy_json,
     diff_documents,
     document_hash,
 )
@@ -122,3 +123,12 @@ _json = st.recursive(
 def test_any_diff_applies_back(old: Any, new: Any) -> None:
     patched = apply_patch(old, diff_documents(old, new))
     assert canonical_json(patched) == canonical_json(new)
+
+
+def test_copy_json_is_deep_and_equal() -> None:
+    document = get_example("macd_sequence_pullback")
+    copied = copy_json(document)
+    assert copied == document and copied is not document
+    copied["factors"][0]["indicator"] = "ema"
+    copied["trade"]["long"]["exits"].append({})
+    assert document == get_example("macd_sequence_pullback")

@@ -16,10 +16,11 @@ import talib
 from packages.domain.strategy import compiler as compiler_module
 from packages.domain.strategy.bars import BarMatrix, BarsLike, MissingSymbolsError, resample_bars
 from packages.domain.strategy.canonical import document_hash
-from packages.domain.strategy.compiler import compile_strategy
+from packages.domain.strategy.compiler import SeriesCache, compile_strategy
 from packages.domain.strategy.errors import ErrorCode, StrategyValidationError
 from packages.domain.strategy.examples import example_slugs, get_example
-from packages.domain.strategy.plan import GOOD_TILL_CANCELLED, StrategyPlan
+from packages.domain.strategy.plan import GOOD_TILL_CANCELLED, LazySeries, StrategyPlan
+from packages.domain.strategy.tunables import ParameterError, apply_parameters
 
 BarsFor = Callable[[Sequence[str]], BarMatrix]
 
@@ -195,9 +196,9 @@ def test_indicator_requests_are_deduplicated(bars_for: BarsFor, monkeypatch: pyt
     computed: list[str] = []
     original = compiler_module.compute_request
 
-    def counting(request: Any, bars: Any) -> Any:
+    def counting(request: Any, bars: Any, *args: Any) -> Any:
         computed.append(request.label())
-        return original(request, bars)
+        return original(request, bars, *args)
 
     monkeypatch.setattr(compiler_module, "compute_request", counting)
     compiled.build_plan(bars_for(compiled.symbols))
@@ -352,3 +353,125 @@ def test_plans_on_very_short_histories(rows: int, bars_for: BarsFor) -> None:
         plan = compiled.build_plan(bars_for(compiled.symbols).head(rows))
         for side in plan.sides:
             assert side.entry.shape == (rows, len(compiled.symbols)) and not side.entry.any()
+
+
+def _plan_contents(plan: StrategyPlan) -> dict[str, Any]:
+    """Every array and number of a plan by a readable path (arrays as float64 for NaN-aware equality)."""
+    contents: dict[str, Any] = {
+        "symbols": plan.symbols,
+        "index": plan.index,
+        "warmup": plan.warmup_bars,
+        "max_open": plan.portfolio.max_open_positions,
+    }
+    for side in plan.sides:
+        contents[f"{side.side}.entry"] = side.entry
+        contents[f"{side.side}.order"] = (side.order.kind, side.order.valid_bars, side.order.price)
+        contents[f"{side.side}.sizing"] = (side.sizing.mode, side.sizing.value)
+        contents[f"{side.side}.stop_distance"] = side.sizing.stop_distance
+        contents[f"{side.side}.volatility"] = side.sizing.volatility
+        for rule in side.exits:
+            contents[f"{side.side}.{rule.name}"] = (rule.kind, rule.fraction, rule.reward_ratio, rule.bars)
+            contents[f"{side.side}.{rule.name}.signal"] = rule.signal
+            contents[f"{side.side}.{rule.name}.distance"] = rule.distance
+    contents.update({f"factor {name}": values for name, values in plan.factors.items()})
+    contents.update({f"leaf {pointer}": values for pointer, values in plan.leaves.items()})
+    if plan.portfolio.rotation is not None:
+        contents["rotation"] = plan.portfolio.rotation.score
+    return contents
+
+
+def _assert_same_plan(actual: StrategyPlan, expected: StrategyPlan) -> None:
+    got, want = _plan_contents(actual), _plan_contents(expected)
+    assert got.keys() == want.keys()
+    for key, value in want.items():
+        items = value if isinstance(value, tuple) else (value,)
+        others = got[key] if isinstance(got[key], tuple) else (got[key],)
+        for mine, theirs in zip(others, items, strict=True):
+            if isinstance(theirs, np.ndarray):
+                assert isinstance(mine, np.ndarray) and mine.dtype == theirs.dtype, key
+                np.testing.assert_array_equal(mine, theirs, err_msg=key)
+            else:
+                assert mine == theirs, key
+
+
+def test_parameter_sweep_matches_separate_compilation_and_computes_shared_series_once(
+    bars_for: BarsFor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    document = get_example("ema_crossover_long_short")
+    compiled = compile_strategy(document)
+    bars = bars_for(compiled.symbols)
+    grid = [
+        {
+            "/factors/0/params/period": fast,
+            "/factors/1/params/period": slow,
+            "/trade/long/exits/1/distance/atr_period": atr,
+            "/trade/short/exits/1/distance/value": 1.5,
+        }
+        for fast in (5, 12)
+        for slow in (26, 40, 60)
+        for atr in (10, 14)
+    ]
+    computed: list[str] = []
+    original = compiler_module.compute_request
+
+    def counting(request: Any, bars: Any, *args: Any) -> Any:
+        computed.append(request.label())
+        return original(request, bars, *args)
+
+    monkeypatch.setattr(compiler_module, "compute_request", counting)
+    plans = compiled.build_plans(bars, grid)
+    # 2 fast + 3 slow EMAs and ATR(10), ATR(14) (the short side's stop keeps ATR(14)), each once.
+    assert sorted(computed) == sorted(
+        [f"ema(period={p}) of close @1d" for p in (5, 12, 26, 40, 60)]
+        + ["atr(period=10) @1d", "atr(period=14) @1d"]
+    )
+    monkeypatch.setattr(compiler_module, "compute_request", original)
+    assert len(plans) == len(grid)
+    for values, plan in zip(grid, plans, strict=True):
+        _assert_same_plan(plan, compile_strategy(apply_parameters(document, values)).build_plan(bars))
+    assert not np.array_equal(plans[0].sides[0].entry, plans[-1].sides[0].entry)
+
+
+def test_variants_refuse_values_apply_parameters_refuses() -> None:
+    compiled = compile_strategy(get_example("index_macd_long_short"))
+    with pytest.raises(ParameterError, match="integer"):
+        compiled.with_parameters({"/factors/0/params/fast_period": 10.5})
+    with pytest.raises(ParameterError, match="not a tunable"):
+        compiled.with_parameters({"/timeframe": 3})
+    with pytest.raises(StrategyValidationError) as caught:
+        compiled.with_parameters({"/factors/0/params/fast_period": 30})  # no longer below slow_period
+    assert [issue.pointer for issue in caught.value.issues] == ["/factors/0/params/fast_period"]
+    variant = compiled.with_parameters({"/factors/0/params/fast_period": 8})
+    assert variant.factors["macd"].request.params[0] == ("fast_period", 8)
+    assert variant.document_hash == document_hash(variant.document) != compiled.document_hash
+    assert compiled.document["factors"][0]["params"]["fast_period"] == 12
+
+
+def test_a_series_cache_serves_one_bar_set_only(bars_for: BarsFor) -> None:
+    compiled = compile_strategy(_document())
+    bars = bars_for(compiled.symbols)
+    cache = SeriesCache()
+    first = compiled.build_plan(bars, cache=cache)
+    again = compiled.build_plan(bars, cache=cache)
+    assert again.factors["slow"] is first.factors["slow"]  # served from the cache, not recomputed
+    with pytest.raises(ValueError, match="SeriesCache"):
+        compiled.build_plan(bars.head(100), cache=cache)
+    with pytest.raises(ValueError, match="SeriesCache"):
+        compiled.build_plan(
+            bars, cache=cache, resampler=lambda base, timeframe: resample_bars(base, timeframe)
+        )
+
+
+def test_factor_series_are_computed_when_first_read(bars_for: BarsFor) -> None:
+    compiled = compile_strategy(get_example("mtf_trend_filter_eurusd"))
+    plan = compiled.build_plan(bars_for(compiled.symbols))
+    assert isinstance(plan.factors, LazySeries) and len(plan.factors) == len(compiled.factors)
+    loads: list[str] = []
+
+    def load_a() -> np.ndarray:
+        loads.append("a")
+        return np.zeros(2)
+
+    series = LazySeries({"a": load_a, "b": lambda: np.ones(2)})
+    assert list(series) == ["a", "b"] and loads == []
+    assert series["a"] is series["a"] and loads == ["a"]

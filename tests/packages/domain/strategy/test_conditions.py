@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from packages.domain.strategy.conditions import compile_condition
+from packages.domain.strategy.conditions import compile_condition, cross_values
 
 
 class _Provider:
@@ -75,6 +75,27 @@ def test_cross_matches_its_definition_on_random_series() -> None:
     expected = [False] + [bool(a[i - 1] <= b[i - 1] and a[i] > b[i]) for i in range(1, 300)]
     assert result.tolist() == expected
     assert provider.leaves["/c"][:, 0].tolist() == expected
+
+
+@pytest.mark.parametrize("op", ["cross_above", "cross_below"])
+@pytest.mark.parametrize("columns", [1, 3])
+@pytest.mark.parametrize("constant_right", [False, True])
+def test_every_cross_path_matches_the_definition(op: str, columns: int, constant_right: bool) -> None:
+    """One symbol with two series takes the compiled loop; several symbols or a constant take numpy."""
+    rng = np.random.default_rng(columns * 2 + constant_right)
+    a = rng.integers(0, 4, size=(200, columns)).astype(float)
+    a[rng.random(a.shape) < 0.05] = np.nan
+    b: np.ndarray | float = 2.0 if constant_right else rng.integers(0, 4, size=(200, columns)).astype(float)
+    full_b = np.broadcast_to(b, a.shape)
+    result = cross_values(a, b, op, a.shape)
+    for column in range(columns):
+        x, y = a[:, column], full_b[:, column]
+        if op == "cross_above":
+            expected = [False] + [bool(x[i - 1] <= y[i - 1] and x[i] > y[i]) for i in range(1, len(x))]
+        else:
+            expected = [False] + [bool(x[i - 1] >= y[i - 1] and x[i] < y[i]) for i in range(1, len(x))]
+        assert result[:, column].tolist() == expected
+    assert cross_values(a[:0], b if constant_right else full_b[:0], op, (0, columns)).shape == (0, columns)
 
 
 @pytest.mark.parametrize(

@@ -14,6 +14,8 @@ from packages.domain.strategy.indicators import list_indicators
 from packages.domain.strategy.validation import validate_strategy
 
 README = (Path(strategy_package.__file__).parent / "README.md").read_text(encoding="utf-8")
+_ROOT_README = (Path(strategy_package.__file__).parents[3] / "README.md").read_text(encoding="utf-8")
+TOP_LEVEL_SECTION = _ROOT_README.split("## Strategy DSL\n", 1)[1].split("\n## ", 1)[0]
 
 
 def test_full_example_is_valid_and_compiles() -> None:
@@ -32,3 +34,17 @@ def test_every_error_code_example_and_indicator_is_documented() -> None:
     for entry in list_indicators():
         if entry.category != "pattern":
             assert re.search(rf"\b{entry.name}\b", README), entry.name
+
+
+def test_top_level_readme_section_example_is_valid_and_lists_every_code() -> None:
+    (block,) = [
+        block
+        for block in re.findall(r"```json\n(.*?)```", TOP_LEVEL_SECTION, flags=re.DOTALL)
+        if "dsl_version" in block
+    ]
+    document = json.loads(block)
+    assert validate_strategy(document) == []
+    assert compile_strategy(document).warmup_bars == 50  # SMA(50) is defined from bar 49, the cross needs 50
+    table = set(re.findall(r"^\| `([A-Z_]+)` \|", TOP_LEVEL_SECTION, flags=re.MULTILINE))
+    assert table == {code.value for code in ErrorCode}
+    assert "packages/domain/strategy/README.md" in TOP_LEVEL_SECTION

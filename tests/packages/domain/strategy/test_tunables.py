@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import copy
+import math
+from typing import Any
+
 import pytest
 
 from packages.domain.strategy.compiler import compile_strategy
 from packages.domain.strategy.errors import StrategyValidationError
 from packages.domain.strategy.examples import example_slugs, get_example
 from packages.domain.strategy.pointers import split_pointer
-from packages.domain.strategy.tunables import ParameterError, apply_parameters, list_tunable_parameters
+from packages.domain.strategy.tunables import (
+    ParameterError,
+    ParameterSpace,
+    apply_parameters,
+    list_tunable_parameters,
+)
+from packages.domain.strategy.validation import validate_semantics, validate_strategy
 
 
 def _by_pointer(slug: str) -> dict[str, object]:
@@ -105,3 +115,42 @@ def test_bad_values_are_refused() -> None:
     macd = get_example("index_macd_long_short")
     with pytest.raises(StrategyValidationError):
         apply_parameters(macd, {"/factors/0/params/fast_period": 30})
+
+
+def _with_value(document: dict[str, Any], pointer: str, value: float) -> dict[str, Any]:
+    """Set ``pointer`` directly (creating a factor's missing params object), bypassing every check."""
+    updated = copy.deepcopy(document)
+    *parents, last = split_pointer(pointer)
+    target: Any = updated
+    for token in parents:
+        target = target[int(token)] if isinstance(target, list) else target.setdefault(token, {})
+    target[last] = value
+    return updated
+
+
+@pytest.mark.parametrize("slug", example_slugs())
+def test_every_value_inside_tunable_bounds_keeps_the_schema_satisfied(slug: str) -> None:
+    """What lets ``ParameterSpace.apply`` skip the schema stage: at both ends of every bound the
+    full validation reports exactly what the semantic stage alone reports."""
+    document = get_example(slug)
+    for parameter in list_tunable_parameters(document):
+        low = (
+            math.nextafter(parameter.minimum, math.inf) if parameter.exclusive_minimum else parameter.minimum
+        )
+        for value in (low, parameter.maximum):
+            typed = int(value) if parameter.value_type == "int" else float(value)
+            updated = _with_value(document, parameter.pointer, typed)
+            assert validate_strategy(updated) == validate_semantics(updated), (parameter.pointer, typed)
+
+
+def test_a_parameter_space_validates_once_and_applies_many_sets() -> None:
+    document = get_example("sma_crossover_trend")
+    space = ParameterSpace.of(document)
+    assert list(space.parameters) == [p.pointer for p in list_tunable_parameters(document)]
+    for fast, slow in ((5, 20), (20, 100)):
+        values = {"/factors/0/params/period": fast, "/factors/1/params/period": slow}
+        assert space.apply(values) == apply_parameters(document, values)
+    with pytest.raises(ParameterError):
+        space.apply({"/factors/0/params/period": 0})
+    with pytest.raises(StrategyValidationError):
+        ParameterSpace.of({**document, "timeframe": "3h"})
