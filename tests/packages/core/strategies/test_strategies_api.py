@@ -230,5 +230,7 @@ async def test_symbols_without_data_are_refused_offline(api: httpx.AsyncClient, 
     assert response.status_code == 422
     error = response.json()["errors"][0]
     assert (error["code"], error["pointer"]) == ("UNSUPPORTED_SYMBOL", "/document/universe/symbols/0")
-    verdict = (await api.post("/strategies/validate", json={"document": document}, headers=account.headers)).json()
+    verdict = (
+        await api.post("/strategies/validate", json={"document": document}, headers=account.headers)
+    ).json()
     assert [e["code"] for e in verdict["errors"]] == ["UNSUPPORTED_SYMBOL"]
