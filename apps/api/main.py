@@ -6,11 +6,12 @@ import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, FastAPI, Response
 
 from apps.api.errors import install_problem_handlers
 from apps.api.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
 from packages.core.auth.routes import router as auth_router
+from packages.core.backtests.routes import router as backtests_router
 from packages.core.market_data.routes import router as market_data_router
 from packages.core.market_data.routes import udf_router as market_data_udf_router
 from packages.core.resources import Resources
@@ -18,6 +19,7 @@ from packages.core.strategies.routes import router as strategies_router
 from packages.core.system.routes import router as system_router
 from packages.core.system.service import APP_VERSION
 from packages.infra.observability.logging import configure_logging
+from packages.infra.observability.metrics import render_latest
 from packages.shared_settings import Settings, get_settings
 
 API_PREFIX = "/api/v1"
@@ -58,7 +60,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     v1.include_router(market_data_router)
     v1.include_router(market_data_udf_router)
     v1.include_router(strategies_router)
+    v1.include_router(backtests_router)
     app.include_router(v1)
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        body, media_type = render_latest()
+        return Response(body, media_type=media_type)
+
     return app
 
 

@@ -21,7 +21,12 @@ configure_logging(
 celery_app.conf.worker_prefetch_multiplier = 1
 
 # Every feature's task module; each registers its tasks on import.
-TASK_MODULES = ("packages.core.system.tasks", "packages.core.jobs.tasks")
+TASK_MODULES = (
+    "packages.core.system.tasks",
+    "packages.core.jobs.tasks",
+    "packages.core.backtests.tasks",
+    "packages.core.market_data.tasks",
+)
 celery_app.conf.include = TASK_MODULES
 
 __all__ = ["celery_app"]

@@ -4,15 +4,13 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints
+from pydantic import BaseModel, EmailStr, Field, StringConstraints
+
+from packages.core.schemas import StrictModel
 
 Password = Annotated[str, StringConstraints(min_length=8, max_length=256)]
 
 MCP_DOMAINS = ("strategy", "backtest", "market", "stress", "trading")
-
-
-class StrictModel(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
 
 
 class RegisterRequest(StrictModel):

@@ -22,9 +22,10 @@ log = logging.getLogger("minsy.jobs")
 JOB_TASKS: dict[str, tuple[JobKind[Any, Any], str]] = {}
 
 
-async def _with_resources[T](work: Any) -> T:
-    # Each task runs in a fresh event loop: open unpooled clients for it and close them after.
-    resources = Resources.open(get_settings(), pooled=False)
+async def with_task_resources[T](work: Any) -> T:
+    # Each task runs in its own event loop: its clients (a small connection pool reused by the
+    # claim, heartbeats and finish of this one job) are opened for it and closed after.
+    resources = Resources.open(get_settings())
     try:
         result: T = await work(resources)
         return result
@@ -35,7 +36,7 @@ async def _with_resources[T](work: Any) -> T:
 def register_job_task(kind: JobKind[Any, Any], task_name: str) -> Task:
     @celery_app.task(name=task_name, bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=None)
     def run(self: Task, job_id: str) -> str:
-        outcome: str = asyncio.run(_with_resources(lambda r: run_job(r, kind, uuid.UUID(job_id))))
+        outcome: str = asyncio.run(with_task_resources(lambda r: run_job(r, kind, uuid.UUID(job_id))))
         if outcome == "busy":
             raise self.retry(countdown=get_settings().celery.job_stale_after_s)
         return outcome
@@ -74,5 +75,5 @@ async def _reap(resources: Resources) -> dict[str, int]:
 
 @celery_app.task(name="maintenance.reap_stale_jobs")
 def reap_stale_jobs() -> dict[str, int]:
-    counts: dict[str, int] = asyncio.run(_with_resources(_reap))
+    counts: dict[str, int] = asyncio.run(with_task_resources(_reap))
     return counts

@@ -4,7 +4,9 @@ import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, Field, StringConstraints
+
+from packages.core.schemas import StrictModel
 
 MarketName = Literal["us_stocks", "crypto", "forex", "futures"]
 TimeframeName = Literal["1m", "5m", "15m", "30m", "1h", "2h", "4h", "1d", "1w"]
@@ -32,10 +34,6 @@ def _utc_in_bounds(value: datetime) -> datetime:
 
 # Naive values are read as UTC; bars exist for years between 1900 and 2200.
 Instant = Annotated[datetime, AfterValidator(_utc_in_bounds)]
-
-
-class StrictModel(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 # -------------------------------------------------------------------------------------- symbols

@@ -17,7 +17,7 @@ from celery.signals import worker_ready
 from packages.core.errors import NotFound
 from packages.core.jobs.lifecycle import JobLifecycle
 from packages.core.jobs.runner import JobCancelled, JobControl, JobKind
-from packages.core.jobs.tasks import _with_resources, register_job_task
+from packages.core.jobs.tasks import with_task_resources, register_job_task
 from packages.core.market_data.access import choose_provider, market_store
 from packages.core.market_data.catalog import PostgresCatalog
 from packages.core.market_data.cold_start import mark_queued, run_cold_start
@@ -45,7 +45,7 @@ MARKET_DATA_QUEUE = "market_data"
 # ---------------------------------------------------------------------------------- cold start
 @celery_app.task(name=ENSURE_TASK)
 def ensure_market_data_task() -> dict[str, Any]:
-    state: dict[str, Any] = asyncio.run(_with_resources(run_cold_start))
+    state: dict[str, Any] = asyncio.run(with_task_resources(run_cold_start))
     return state
 
 
@@ -66,7 +66,7 @@ def _cold_start_when_ready(sender: Any = None, **_: Any) -> None:
 # ----------------------------------------------------------------------------------- realtime
 @celery_app.task(name=REALTIME_TASK, ignore_result=True)
 def refresh_realtime_task() -> dict[str, int]:
-    counts: dict[str, int] = asyncio.run(_with_resources(refresh_realtime))
+    counts: dict[str, int] = asyncio.run(with_task_resources(refresh_realtime))
     return counts
 
 

@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from packages.core.auth.schemas import StrictModel
+from packages.core.schemas import StrictModel
 
 StrategyStatus = Literal["draft", "confirmed", "archived"]
 ChangeType = Literal["create", "update", "patch", "rollback"]

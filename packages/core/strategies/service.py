@@ -11,6 +11,7 @@ from packages.core.auth.service import Principal
 from packages.core.errors import Conflict, FieldError, NotFound, ValidationFailed
 from packages.core.market_data.access import visible_namespaces
 from packages.core.market_data.repository import DatasetRepository
+from packages.core.schemas import find_nul
 from packages.core.strategies.drafts import DraftStore
 from packages.core.strategies.repository import StrategyRepository
 from packages.core.strategies.schemas import (
@@ -253,6 +254,12 @@ class StrategyService:
     # --- helpers ---------------------------------------------------------------------------------
 
     def _require_valid(self, document: Any, prefix: str = "/document") -> None:
+        where = find_nul(document)
+        if where is not None:
+            raise ValidationFailed(
+                "The document contains a NUL character (\\u0000); remove it.",
+                errors=[FieldError("nul_character", prefix + where, "NUL characters cannot be stored")],
+            )
         issues = validate_strategy(document, symbol_checker=self.symbol_checker)
         if issues:
             raise ValidationFailed(

@@ -73,3 +73,12 @@ async def test_openapi_declares_problem_responses(api: httpx.AsyncClient) -> Non
     assert "application/problem+json" in login["responses"]["401"]["content"]
     operation_ids = [op["operationId"] for path in spec["paths"].values() for op in path.values()]
     assert len(operation_ids) == len(set(operation_ids))
+
+
+async def test_nul_characters_are_refused_not_stored(api: httpx.AsyncClient) -> None:
+    response = await api.post(
+        "/auth/register",
+        json={"email": "nul@example.com", "password": "long-enough-pw", "display_name": "a\u0000b"},
+    )
+    body = _assert_problem(response, 422)
+    assert "NUL" in body["errors"][0]["message"]

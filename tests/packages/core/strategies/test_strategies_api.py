@@ -234,3 +234,12 @@ async def test_symbols_without_data_are_refused_offline(api: httpx.AsyncClient, 
         await api.post("/strategies/validate", json={"document": document}, headers=account.headers)
     ).json()
     assert [e["code"] for e in verdict["errors"]] == ["UNSUPPORTED_SYMBOL"]
+
+
+async def test_nul_character_in_a_document_is_a_422(api: httpx.AsyncClient, make_account: Any) -> None:
+    account = await make_account()
+    document = _doc()
+    document["metadata"]["name"] = "bad\u0000name"
+    response = await api.post("/strategies", json={"document": document}, headers=account.headers)
+    assert response.status_code == 422
+    assert "NUL" in response.json()["errors"][0]["message"]

@@ -1,0 +1,556 @@
+"""Backtest use-cases: submit a job (idempotent, capped), follow it, cancel it, read its result."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import uuid
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+
+from packages.core.auth.service import Principal
+from packages.core.backtests.market_bars import resolve_universe, to_ns
+from packages.core.backtests.repository import BacktestJobRepository
+from packages.core.backtests.results import (
+    RESULTS,
+    StoredResult,
+    decode_result,
+    order_rows,
+    readable,
+    series,
+    trade_rows,
+)
+from packages.core.backtests.schemas import (
+    AnalysisOut,
+    AnalysisView,
+    BacktestCompact,
+    BacktestDetail,
+    BacktestList,
+    BacktestListItem,
+    BacktestOut,
+    CancelOut,
+    CreateBacktestRequest,
+    EquityOut,
+    JobRequest,
+    LeafTruth,
+    OrderPage,
+    SnapshotBar,
+    TradePage,
+    TradeSnapshotOut,
+)
+from packages.core.backtests.snapshot_context import rebuild_trade_snapshot
+from packages.core.errors import Conflict, FieldError, NotFound, RateLimited, ValidationFailed
+from packages.core.jobs.lifecycle import JobLifecycle
+from packages.core.jobs.schemas import TERMINAL_STATUSES
+from packages.core.strategies.service import StrategyService
+from packages.core.uow import UnitOfWork
+from packages.domain.backtest.analytics import VIEWS
+from packages.domain.backtest.result import iso_times
+from packages.domain.backtest.serialization import canonical_json
+from packages.domain.strategy.canonical import document_hash
+from packages.domain.strategy.validation import validate_strategy
+from packages.infra.db.models import BacktestJob
+from packages.shared_settings import Settings
+
+LIFECYCLE = JobLifecycle(BacktestJob)
+TASK_NAME = "backtest.run"
+
+KEY_METRICS = (
+    "total_return",
+    "annual_return",
+    "annual_volatility",
+    "sharpe",
+    "sortino",
+    "calmar",
+    "max_drawdown",
+    "max_drawdown_duration_days",
+    "final_equity",
+    "net_profit",
+    "win_rate",
+    "profit_factor",
+    "expectancy",
+    "payoff_ratio",
+    "sqn",
+    "avg_holding_days",
+    "exposure",
+    "fees_paid",
+    "benchmark_return",
+    "alpha",
+    "beta",
+)
+
+VIEW_DESCRIPTIONS: dict[str, str] = {
+    "monthly_returns": "Return of each calendar month and year (UTC), from month-end equity.",
+    "pnl_by_entry_hour": "Closed trades grouped by the UTC hour of their entry bar.",
+    "pnl_by_entry_weekday": "Closed trades grouped by the UTC weekday of their entry bar.",
+    "holding_period_bins": "Closed trades binned by holding time in bars.",
+    "long_short": "Closed trades split into long and short.",
+    "exit_reasons": "Closed trades grouped by exit reason (exit rule name or engine reason).",
+    "per_symbol": "Closed trades grouped by symbol.",
+    "underwater": "Drawdown series (downsampled, extremes kept) and the deepest drawdown episodes.",
+    "rolling": "Rolling return, annualised volatility and Sharpe over a window of return periods.",
+}
+_VIEWS_WITH_POINTS = frozenset({"underwater", "rolling"})
+
+
+def request_hash(body: CreateBacktestRequest) -> str:
+    return hashlib.sha256(canonical_json(body.model_dump(mode="json"))).hexdigest()
+
+
+def _encode_cursor(job: BacktestJob) -> str:
+    raw = f"{job.created_at.isoformat()}|{job.id}"
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        stamp, raw_id = base64.urlsafe_b64decode(padded.encode()).decode().split("|")
+        return datetime.fromisoformat(stamp), uuid.UUID(raw_id)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ValidationFailed(
+            "The cursor is not one this API issued.",
+            errors=[
+                FieldError("bad_cursor", "/query/cursor", "pass next_cursor from a previous page unchanged")
+            ],
+        ) from exc
+
+
+def _metric(value: Any) -> float | int | str | bool | None:
+    return value if value is None or isinstance(value, float | int | str | bool) else str(value)
+
+
+def compact_summary(summary: Mapping[str, Any]) -> BacktestCompact:
+    metrics = summary.get("metrics", {})
+    key_metrics = {name: _metric(metrics.get(name)) for name in KEY_METRICS}
+    benchmark = summary.get("benchmark")
+    if benchmark:
+        key_metrics["benchmark_symbol"] = benchmark["symbol"]
+        for name in ("benchmark_return", "alpha", "beta"):
+            key_metrics[name] = _metric(benchmark.get(name))
+    counts = summary.get("counts", {})
+    covered = summary.get("range", {})
+    return BacktestCompact(
+        key_metrics=key_metrics,
+        trades=int(counts.get("trades", 0)),
+        orders=int(counts.get("orders", 0)),
+        bars=int(counts.get("bars", 0)),
+        symbols=list(summary.get("symbols", [])),
+        start=covered.get("start"),
+        end=covered.get("end"),
+        warnings=list(summary.get("warnings", [])),
+        provenance=dict(summary.get("provenance", {})),
+    )
+
+
+def _job_request(job: BacktestJob) -> JobRequest:
+    return JobRequest.model_validate(job.request)
+
+
+class BacktestService:
+    def __init__(self, uow: UnitOfWork, principal: Principal, settings: Settings) -> None:
+        self.uow = uow
+        self.principal = principal
+        self.settings = settings
+        self.config = settings.backtests
+        self.repo = BacktestJobRepository(uow.session, principal.user_id)
+
+    # --- submitting ------------------------------------------------------------------------------
+
+    async def create(
+        self, body: CreateBacktestRequest, idempotency_key: str | None
+    ) -> tuple[BacktestOut, bool]:
+        """Submit a job; returns it and whether it is new (False: the same key and body came before)."""
+        fingerprint = request_hash(body)
+        await self.repo.lock_owner()
+        if idempotency_key is not None:
+            existing = await self.repo.by_idempotency_key(idempotency_key)
+            if existing is not None:
+                if existing.request_hash != fingerprint:
+                    raise ValidationFailed(
+                        "This Idempotency-Key was already used with a different request body.",
+                        errors=[
+                            FieldError(
+                                "idempotency_key_reused",
+                                "/header/Idempotency-Key",
+                                "use a new key for a different request",
+                            )
+                        ],
+                        extra={"backtest_id": str(existing.id)},
+                    )
+                return self._out(existing), False
+        active = await self.repo.count_active()
+        if active >= self.config.max_active_jobs_per_user:
+            raise RateLimited(
+                f"You have {active} backtests queued or running (at most "
+                f"{self.config.max_active_jobs_per_user}); wait for one to finish or cancel one.",
+                headers={"Retry-After": str(self.config.retry_after_s)},
+            )
+        document, strategy_version = await self._document(body)
+        job_request = await self._resolve(body, document)
+        job = BacktestJob(
+            user_id=self.principal.user_id,
+            status="queued",
+            progress=0.0,
+            progress_message="queued",
+            request=job_request.model_dump(mode="json"),
+            idempotency_key=idempotency_key,
+            request_hash=fingerprint,
+            strategy_id=body.strategy_id,
+            strategy_version=strategy_version,
+        )
+        await self.repo.add(job)
+        await self.uow.session.refresh(job)
+        self.uow.enqueue(TASK_NAME, str(job.id))
+        return self._out(job), True
+
+    async def _document(self, body: CreateBacktestRequest) -> tuple[dict[str, Any], int | None]:
+        if body.strategy_id is None:
+            assert body.document is not None
+            return body.document, None
+        try:
+            revision = await StrategyService(self.uow, self.principal).current_document(
+                body.strategy_id, body.version
+            )
+        except NotFound as exc:
+            pointer = "/version" if body.version is not None else "/strategy_id"
+            raise ValidationFailed(exc.detail, errors=[FieldError("not_found", pointer, exc.detail)]) from exc
+        return revision.document, revision.version
+
+    async def _resolve(self, body: CreateBacktestRequest, document: dict[str, Any]) -> JobRequest:
+        inline = body.document is not None
+
+        def pointer(inner: str) -> str:
+            # Problems in a saved strategy's document point at the strategy the request names.
+            return "/document" + inner if inline else "/strategy_id"
+
+        issues = validate_strategy(document)
+        if issues:
+            raise ValidationFailed(
+                f"The strategy document has {len(issues)} problem(s); fix each at its pointer.",
+                errors=[FieldError(i.code.value, pointer(i.pointer), i.message, i.hint) for i in issues],
+            )
+        # Checked after validation, which bounds the document's depth.
+        nul = _nul_character_at(document)
+        if nul is not None:
+            raise ValidationFailed(
+                "The strategy document contains a NUL character, which cannot be stored.",
+                errors=[FieldError("INVALID_VALUE", pointer(nul), "remove the \\u0000 character")],
+            )
+        market = str(document["universe"]["market"])
+        symbols = [str(s) for s in document["universe"]["symbols"]]
+        timeframe = str(document["timeframe"])
+        if len(symbols) > self.config.max_symbols:
+            raise ValidationFailed(
+                f"The universe has {len(symbols)} symbols; a backtest takes at most {self.config.max_symbols}.",
+                errors=[FieldError("too_many_symbols", pointer("/universe/symbols"), "use fewer symbols")],
+            )
+        source = await asyncio.to_thread(
+            resolve_universe,
+            self.settings,
+            self.principal.user_id,
+            market,
+            symbols,
+            timeframe,
+            symbol_pointer=lambda i: pointer(f"/universe/symbols/{i}"),
+            timeframe_pointer=pointer("/timeframe"),
+        )
+        if body.benchmark is not None:
+            await asyncio.to_thread(
+                resolve_universe,
+                self.settings,
+                self.principal.user_id,
+                market,
+                [body.benchmark],
+                timeframe,
+                symbol_pointer=lambda _: "/benchmark",
+                timeframe_pointer="/benchmark",
+            )
+        start_ns, end_ns = to_ns(body.start), to_ns(body.end)
+        estimate = source.estimated_cells(start_ns, end_ns)
+        if estimate == 0:
+            first, last = source.coverage()
+            raise ValidationFailed(
+                "The range holds no bars of the strategy's symbols.",
+                errors=[
+                    FieldError(
+                        "empty_range",
+                        "/start" if body.start is not None else "/end",
+                        f"stored data covers {_iso(first)} to {_iso(last)}",
+                    )
+                ],
+            )
+        if estimate > self.config.max_bars_per_job:
+            raise ValidationFailed(
+                f"The range holds about {estimate} bars x symbols; a backtest may simulate at most "
+                f"{self.config.max_bars_per_job}. Shorten the range or the universe.",
+                errors=[
+                    FieldError(
+                        "too_many_bars",
+                        "/start",
+                        f"about {estimate} bars x symbols, at most {self.config.max_bars_per_job}",
+                    )
+                ],
+            )
+        return JobRequest(
+            document=document,
+            document_hash=document_hash(document),
+            market=market,
+            symbols=symbols,
+            timeframe=timeframe,
+            start=body.start,
+            end=body.end,
+            assumptions=body.assumptions,
+            benchmark=body.benchmark,
+            estimated_bars=estimate,
+        )
+
+    # --- following -------------------------------------------------------------------------------
+
+    async def list(self, *, limit: int, cursor: str | None, status: str | None) -> BacktestList:
+        after = _decode_cursor(cursor) if cursor else None
+        rows = await self.repo.page(limit=limit + 1, after=after, status=status)
+        page = rows[:limit]
+        items = []
+        for job in page:
+            request = _job_request(job)
+            metrics = (job.summary or {}).get("metrics", {})
+            items.append(
+                BacktestListItem(
+                    id=job.id,
+                    status=job.status,
+                    progress=job.progress,
+                    created_at=job.created_at,
+                    finished_at=job.finished_at,
+                    strategy_id=job.strategy_id,
+                    strategy_version=job.strategy_version,
+                    strategy_name=_strategy_name(request),
+                    market=request.market,
+                    symbols=request.symbols,
+                    timeframe=request.timeframe,
+                    total_return=metrics.get("total_return"),
+                    trades=(job.summary or {}).get("counts", {}).get("trades"),
+                )
+            )
+        return BacktestList(items=items, next_cursor=_encode_cursor(page[-1]) if len(rows) > limit else None)
+
+    async def get(self, job_id: uuid.UUID) -> BacktestDetail:
+        job = await self.repo.get(job_id)
+        out = self._out(job)
+        metrics = (job.summary or {}).get("metrics") if job.status == "succeeded" else None
+        return BacktestDetail(**out.model_dump(), metrics=metrics)
+
+    async def cancel(self, job_id: uuid.UUID) -> CancelOut:
+        job = await self.repo.get(job_id, for_update=True)
+        if job.status in TERMINAL_STATUSES:
+            return CancelOut(
+                id=job.id,
+                status=job.status,
+                cancel_requested=job.cancel_requested,
+                message=f"The backtest already {job.status}; nothing to cancel.",
+            )
+        await LIFECYCLE.request_cancel(self.uow.session, job.id)
+        await self.uow.session.refresh(job)
+        message = (
+            "Cancelled before it started."
+            if job.status == "cancelled"
+            else "Cancellation requested; the worker stops at its next check (within seconds)."
+        )
+        return CancelOut(
+            id=job.id,
+            status=job.status,
+            cancel_requested=job.cancel_requested,
+            message=message,
+        )
+
+    # --- results ---------------------------------------------------------------------------------
+
+    async def _stored(self, job_id: uuid.UUID) -> StoredResult:
+        job = await self.repo.get(job_id)
+        if job.status != "succeeded" or job.summary is None or job.result_hash is None:
+            raise Conflict(
+                f"The backtest is {job.status}; results exist once it has succeeded.",
+                extra={"status": job.status},
+            )
+        key = (job.id, job.result_hash)
+        stored = RESULTS.get(key)
+        if stored is None:
+            artifacts = await self.repo.artifacts(job.id)
+            if artifacts is None:
+                raise Conflict("The backtest's stored arrays are missing; run it again.")
+            stored = await asyncio.to_thread(decode_result, job.summary, artifacts)
+            RESULTS.put(key, stored)
+        return stored
+
+    async def equity(self, job_id: uuid.UUID) -> EquityOut:
+        stored = await self._stored(job_id)
+        result = stored.result
+        chart = result.chart
+        return EquityOut(
+            id=job_id,
+            points=int(chart.equity_bars.shape[0]),
+            initial_cash=result.assumptions.initial_cash,
+            equity=series(result.index, chart.equity_bars, chart.equity),
+            drawdown=series(result.index, chart.drawdown_bars, chart.drawdown),
+        )
+
+    async def trades(self, job_id: uuid.UUID, *, offset: int, limit: int) -> TradePage:
+        result = (await self._stored(job_id)).result
+        total = result.n_trades
+        stop = min(offset + limit, total)
+        items = await asyncio.to_thread(trade_rows, result, min(offset, total), stop)
+        return TradePage(total=total, offset=offset, limit=limit, items=items)
+
+    async def orders(self, job_id: uuid.UUID, *, offset: int, limit: int) -> OrderPage:
+        result = (await self._stored(job_id)).result
+        total = int(result.orders.shape[0])
+        stop = min(offset + limit, total)
+        items = await asyncio.to_thread(order_rows, result, min(offset, total), stop)
+        return OrderPage(total=total, offset=offset, limit=limit, items=items)
+
+    async def analysis(
+        self, job_id: uuid.UUID, view: AnalysisView, *, points: int, window: int
+    ) -> AnalysisOut:
+        result = (await self._stored(job_id)).result
+        function = VIEWS[view]
+
+        def render() -> Any:
+            if view == "rolling":
+                return readable(function(result, window=window, max_points=points))  # type: ignore[call-arg]
+            if view in _VIEWS_WITH_POINTS:
+                return readable(function(result, max_points=points))  # type: ignore[call-arg]
+            return readable(function(result))
+
+        data = await asyncio.to_thread(render)
+        return AnalysisOut(id=job_id, view=view, description=VIEW_DESCRIPTIONS[view], data=data)
+
+    async def trade_snapshot(
+        self, job_id: uuid.UUID, number: int, *, bars_before: int, bars_after: int
+    ) -> TradeSnapshotOut:
+        stored = await self._stored(job_id)
+        result = stored.result
+        if number >= result.n_trades:
+            raise NotFound(f"Backtest {job_id} has {result.n_trades} trades; there is no trade {number}.")
+        snapshot_info = stored.summary.get("snapshot", {})
+        kept = int(snapshot_info.get("trades_kept", 0))
+        if number >= kept:
+            raise Conflict(
+                f"This backtest kept snapshot data for its first {kept} of {result.n_trades} trades "
+                f"(BACKTEST_SNAPSHOT_MAX_VALUES); trade {number} has no snapshot. Its row in /trades "
+                "and the market-data bars around it are still available."
+            )
+        context = int(snapshot_info.get("context_bars", 0))
+        labels: dict[str, str] = dict(snapshot_info.get("leaf_labels", {}))
+        raw = await asyncio.to_thread(
+            rebuild_trade_snapshot,
+            result,
+            stored.blobs,
+            labels,
+            number,
+            bars_before=min(bars_before, context),
+            bars_after=min(bars_after, context),
+        )
+        trade = (await asyncio.to_thread(trade_rows, result, number, number + 1))[0]
+        return TradeSnapshotOut(
+            id=job_id, trade=trade, bars=_snapshot_bars(raw), leaves=_leaf_truths(raw, labels)
+        )
+
+    # --- rendering -------------------------------------------------------------------------------
+
+    def _out(self, job: BacktestJob) -> BacktestOut:
+        request = _job_request(job)
+        return BacktestOut(
+            id=job.id,
+            status=job.status,
+            progress=job.progress,
+            progress_message=job.progress_message,
+            attempts=job.attempts,
+            cancel_requested=job.cancel_requested,
+            error=job.error,
+            created_at=job.created_at,
+            started_at=job.started_at,
+            finished_at=job.finished_at,
+            strategy_id=job.strategy_id,
+            strategy_version=job.strategy_version,
+            strategy_name=_strategy_name(request),
+            market=request.market,
+            symbols=request.symbols,
+            timeframe=request.timeframe,
+            start=request.start,
+            end=request.end,
+            assumptions=request.assumptions.model_dump(mode="json"),
+            benchmark=request.benchmark,
+            result_hash=job.result_hash,
+            summary=compact_summary(job.summary) if job.status == "succeeded" and job.summary else None,
+        )
+
+
+def _nul_character_at(value: Any, pointer: str = "") -> str | None:
+    """JSON pointer of the first key or string holding U+0000 (PostgreSQL JSONB refuses it)."""
+    if isinstance(value, str):
+        return pointer if "\x00" in value else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            child = pointer + "/" + str(key).replace("~", "~0").replace("/", "~1")
+            if "\x00" in str(key):
+                return child
+            found = _nul_character_at(item, child)
+            if found is not None:
+                return found
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            found = _nul_character_at(item, f"{pointer}/{index}")
+            if found is not None:
+                return found
+    return None
+
+
+def _strategy_name(request: JobRequest) -> str | None:
+    metadata = request.document.get("metadata")
+    return str(metadata.get("name")) if isinstance(metadata, dict) and metadata.get("name") else None
+
+
+def _iso(ns: int | None) -> str:
+    return "?" if ns is None else iso_times(np.array([ns], dtype=np.int64))[0]
+
+
+def _snapshot_bars(raw: Mapping[str, Any]) -> list[SnapshotBar]:
+    window = raw["window"]
+    marks: dict[int, list[str]] = {}
+    for part, prefix in (("entry", "entry"), ("exit", "exit")):
+        marks.setdefault(int(raw[part]["signal_bar"]), []).append(f"{prefix}_signal")
+        marks.setdefault(int(raw[part]["bar"]), []).append(prefix)
+    times = readable({"time": window["time"]})["time"]
+    factors = raw["factors"]
+    return [
+        SnapshotBar(
+            bar=bar,
+            time=times[k],
+            open=readable(window["open"][k]),
+            high=readable(window["high"][k]),
+            low=readable(window["low"][k]),
+            close=readable(window["close"][k]),
+            volume=readable(window["volume"][k]),
+            factors={name: readable(values[k]) for name, values in factors.items()},
+            marks=marks.get(bar, []),
+        )
+        for k, bar in enumerate(window["bar"])
+    ]
+
+
+def _leaf_truths(raw: Mapping[str, Any], labels: Mapping[str, str]) -> list[LeafTruth]:
+    at_entry = {leaf["leaf"]: leaf["value"] for leaf in raw.get("leaves_at_entry", [])}
+    at_exit = {leaf["leaf"]: leaf["value"] for leaf in raw.get("leaves_at_exit", [])}
+    return [
+        LeafTruth(
+            pointer=pointer,
+            label=labels.get(pointer, pointer),
+            at_entry_signal=at_entry.get(pointer),
+            at_exit_signal=at_exit.get(pointer),
+        )
+        for pointer in sorted(set(at_entry) | set(at_exit) | set(labels))
+    ]
