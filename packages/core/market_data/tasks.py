@@ -17,7 +17,7 @@ from celery.signals import worker_ready
 from packages.core.errors import NotFound
 from packages.core.jobs.lifecycle import JobLifecycle
 from packages.core.jobs.runner import JobCancelled, JobControl, JobKind
-from packages.core.jobs.tasks import with_task_resources, register_job_task
+from packages.core.jobs.tasks import register_job_task, with_task_resources
 from packages.core.market_data.access import choose_provider, market_store
 from packages.core.market_data.catalog import PostgresCatalog
 from packages.core.market_data.cold_start import mark_queued, run_cold_start
