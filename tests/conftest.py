@@ -45,7 +45,7 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     ensure_database(database_url, fresh=True)
 
-    slot = 3 + (os.getpid() % 4) * 3
+    slot = _claim_redis_slot(redis.url)
     data_dir = Path(tempfile.mkdtemp(prefix=f"minsy-test-{_RUN_ID}-"))
     os.environ.update(
         {
@@ -75,12 +75,52 @@ def pytest_configure(config: pytest.Config) -> None:
     _state.update(postgres=postgres, redis=redis, database_url=database_url, data_dir=data_dir)
 
 
+_SLOT_KEY = "minsy:test-run-owner"
+
+
+def _claim_redis_slot(base_url: str) -> int:
+    """Three Redis databases (app, broker, results) no other test run on this Redis is using.
+
+    Celery queues have fixed names, so two runs sharing databases would steal each other's tasks.
+    A run claims the app database of a triplet with SET NX (expiring, in case a run dies).
+    """
+    from packages.infra.redis_client import create_sync_redis
+
+    for slot in (3, 6, 9, 12):
+        client = create_sync_redis(f"{base_url}/{slot}")
+        try:
+            if client.set(_SLOT_KEY, _RUN_ID, nx=True, ex=3 * 3600):
+                _state["redis_slot"] = slot
+                return slot
+        finally:
+            client.close()
+    raise RuntimeError(
+        "every test Redis slot (3, 6, 9, 12) is taken by another test run; wait for one to end"
+    )
+
+
+def _release_redis_slot(base_url: str) -> None:
+    from packages.infra.redis_client import create_sync_redis
+
+    slot = _state.get("redis_slot")
+    if slot is None:
+        return
+    client = create_sync_redis(f"{base_url}/{slot}")
+    try:
+        if client.get(_SLOT_KEY) == _RUN_ID:
+            client.delete(_SLOT_KEY)
+    finally:
+        client.close()
+
+
 def _flush_test_redis(settings: Any) -> None:
     from packages.infra.redis_client import create_sync_redis
 
     for db in (settings.redis.app_db, settings.redis.broker_db, settings.redis.result_db):
         client = create_sync_redis(settings.redis.url(db))
-        client.flushdb()
+        for key in client.scan_iter(count=1000):
+            if key != _SLOT_KEY:
+                client.delete(key)
         client.close()
 
 
@@ -105,6 +145,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
             await conn.close()
 
     asyncio.run(drop())
+    _release_redis_slot(_state["redis"].url)
     for service in ("postgres", "redis"):
         _state[service].release()
 
