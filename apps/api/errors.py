@@ -75,16 +75,24 @@ async def _app_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+def _field_error(err: Any) -> dict[str, str]:
+    code = str(err.get("type", "invalid"))
+    location = tuple(err.get("loc", ()))
+    if code == "json_invalid":
+        # The location is a character offset, not a field: point at the document and say where.
+        where = location[-1] if location else "?"
+        return {"code": code, "pointer": "", "message": f"{err.get('msg')} at character {where}"}
+    pointer = _pointer(location)
+    inner = (err.get("ctx") or {}).get("pointer")
+    if isinstance(inner, str):
+        # A model-level check (e.g. NUL characters) names the offending value inside the model.
+        pointer += inner
+    return {"code": code, "pointer": pointer, "message": str(err.get("msg"))}
+
+
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    errors = [
-        {
-            "code": str(err.get("type", "invalid")),
-            "pointer": _pointer(err.get("loc", ())),
-            "message": str(err.get("msg")),
-        }
-        for err in exc.errors()
-    ]
+    errors = [_field_error(err) for err in exc.errors()]
     malformed = any(e["code"] == "json_invalid" for e in errors)
     return _problem(
         request,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic_core import PydanticCustomError
 
 
 def find_nul(value: Any, pointer: str = "") -> str | None:
@@ -36,7 +37,10 @@ class StrictModel(BaseModel):
     def _no_nul_characters(cls, data: Any) -> Any:
         where = find_nul(data)
         if where is not None:
-            raise ValueError(
-                f"text at {where or '/'} contains a NUL character (\\u0000), which cannot be stored"
+            # The pointer travels in the error context: a model-level error has no field location.
+            raise PydanticCustomError(
+                "nul_character",
+                "text contains a NUL character (\\u0000), which cannot be stored",
+                {"pointer": where},
             )
         return data

@@ -46,6 +46,7 @@ from packages.core.backtests.snapshot_context import rebuild_trade_snapshot
 from packages.core.errors import Conflict, FieldError, NotFound, RateLimited, ValidationFailed
 from packages.core.jobs.lifecycle import JobLifecycle
 from packages.core.jobs.schemas import TERMINAL_STATUSES
+from packages.core.schemas import find_nul
 from packages.core.strategies.service import StrategyService
 from packages.core.uow import UnitOfWork
 from packages.domain.backtest.analytics import VIEWS
@@ -235,11 +236,11 @@ class BacktestService:
                 errors=[FieldError(i.code.value, pointer(i.pointer), i.message, i.hint) for i in issues],
             )
         # Checked after validation, which bounds the document's depth.
-        nul = _nul_character_at(document)
+        nul = find_nul(document)
         if nul is not None:
             raise ValidationFailed(
                 "The strategy document contains a NUL character, which cannot be stored.",
-                errors=[FieldError("INVALID_VALUE", pointer(nul), "remove the \\u0000 character")],
+                errors=[FieldError("nul_character", pointer(nul), "remove the \\u0000 character")],
             )
         market = str(document["universe"]["market"])
         symbols = [str(s) for s in document["universe"]["symbols"]]
@@ -487,26 +488,6 @@ class BacktestService:
             result_hash=job.result_hash,
             summary=compact_summary(job.summary) if job.status == "succeeded" and job.summary else None,
         )
-
-
-def _nul_character_at(value: Any, pointer: str = "") -> str | None:
-    """JSON pointer of the first key or string holding U+0000 (PostgreSQL JSONB refuses it)."""
-    if isinstance(value, str):
-        return pointer if "\x00" in value else None
-    if isinstance(value, dict):
-        for key, item in value.items():
-            child = pointer + "/" + str(key).replace("~", "~0").replace("/", "~1")
-            if "\x00" in str(key):
-                return child
-            found = _nul_character_at(item, child)
-            if found is not None:
-                return found
-    if isinstance(value, list):
-        for index, item in enumerate(value):
-            found = _nul_character_at(item, f"{pointer}/{index}")
-            if found is not None:
-                return found
-    return None
 
 
 def _strategy_name(request: JobRequest) -> str | None:

@@ -66,7 +66,7 @@ async def test_requests_are_checked_with_pointers_before_a_job_exists(
     with_nul = get_example("sma_crossover_trend")
     with_nul["metadata"]["name"] = "SMA\x00"
     cases = [
-        (one_year_body(with_nul), "INVALID_VALUE", "/document/metadata/name"),
+        (one_year_body(with_nul), "nul_character", "/document/metadata/name"),
         (one_year_body(unknown), "no_market_data", "/document/universe/symbols/0"),
         (one_year_body(start="1990-01-01", end="1991-01-01"), "empty_range", "/start"),
         (one_year_body(benchmark="NOPE"), "no_market_data", "/benchmark"),
