@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Path, Query, Response, status
+from fastapi import APIRouter, Path, Query, Response, status
 
 from packages.core.backtests.schemas import (
     AnalysisOut,
@@ -21,6 +21,7 @@ from packages.core.backtests.schemas import (
 from packages.core.backtests.service import BacktestService
 from packages.core.http.deps import PrincipalDep, ResourcesDep, UowDep
 from packages.core.http.problems import problem_responses
+from packages.core.idempotency import idempotency_header
 from packages.core.jobs.schemas import JobStatus
 
 router = APIRouter(prefix="/backtests", tags=["backtests"])
@@ -30,12 +31,8 @@ RESULT = problem_responses(401, 404, 409, 422)
 
 IdempotencyKey = Annotated[
     str,
-    Header(
-        alias="Idempotency-Key",
-        min_length=1,
-        max_length=200,
-        pattern=r"^[\x21-\x7e]+$",
-        description="Any unique string per intended job: resending the same key and body returns the same job.",
+    idempotency_header(
+        "Any unique string per intended job: resending the same key and body returns the same job."
     ),
 ]
 Offset = Annotated[int, Query(ge=0, le=10_000_000)]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import hashlib
 import uuid
 from collections.abc import Mapping
 from datetime import datetime
@@ -44,6 +43,7 @@ from packages.core.backtests.schemas import (
 )
 from packages.core.backtests.snapshot_context import rebuild_trade_snapshot
 from packages.core.errors import Conflict, FieldError, NotFound, RateLimited, ValidationFailed
+from packages.core.idempotency import request_fingerprint
 from packages.core.jobs.lifecycle import JobLifecycle
 from packages.core.jobs.schemas import TERMINAL_STATUSES
 from packages.core.schemas import find_nul
@@ -51,7 +51,6 @@ from packages.core.strategies.service import StrategyService
 from packages.core.uow import UnitOfWork
 from packages.domain.backtest.analytics import VIEWS
 from packages.domain.backtest.result import iso_times
-from packages.domain.backtest.serialization import canonical_json
 from packages.domain.strategy.canonical import document_hash
 from packages.domain.strategy.validation import validate_strategy
 from packages.infra.db.models import BacktestJob
@@ -96,10 +95,6 @@ VIEW_DESCRIPTIONS: dict[str, str] = {
     "rolling": "Rolling return, annualised volatility and Sharpe over a window of return periods.",
 }
 _VIEWS_WITH_POINTS = frozenset({"underwater", "rolling"})
-
-
-def request_hash(body: CreateBacktestRequest) -> str:
-    return hashlib.sha256(canonical_json(body.model_dump(mode="json"))).hexdigest()
 
 
 def _encode_cursor(job: BacktestJob) -> str:
@@ -166,7 +161,7 @@ class BacktestService:
         self, body: CreateBacktestRequest, idempotency_key: str | None
     ) -> tuple[BacktestOut, bool]:
         """Submit a job; returns it and whether it is new (False: the same key and body came before)."""
-        fingerprint = request_hash(body)
+        fingerprint = request_fingerprint(body)
         await self.repo.lock_owner()
         if idempotency_key is not None:
             existing = await self.repo.by_idempotency_key(idempotency_key)

@@ -3,12 +3,13 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, Header, Query, Response, UploadFile, status
+from fastapi import APIRouter, File, Form, Query, Response, UploadFile, status
 from pydantic import ValidationError
 
 from packages.core.errors import FieldError, ValidationFailed
 from packages.core.http.deps import PrincipalDep, ResourcesDep, UowDep
 from packages.core.http.problems import problem_responses
+from packages.core.idempotency import idempotency_header
 from packages.core.market_data.schemas import (
     BarsPage,
     GapPolicyName,
@@ -43,13 +44,7 @@ MarketQuery = Annotated[MarketName, Query(description="us_stocks, crypto, forex 
 SymbolQuery = Annotated[Symbol, Query(description="Ticker as stored, e.g. AAPL, EURUSD, BTC/USDT")]
 TimeframeQuery = Annotated[TimeframeName, Query(description="1m, 5m, 15m, 30m, 1h, 2h, 4h, 1d or 1w")]
 IdempotencyKey = Annotated[
-    str | None,
-    Header(
-        alias="Idempotency-Key",
-        min_length=1,
-        max_length=200,
-        description="Repeat a request safely: the same key and body return the first job.",
-    ),
+    str | None, idempotency_header("Repeat a request safely: the same key and body return the first job.")
 ]
 
 

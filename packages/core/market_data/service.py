@@ -21,6 +21,7 @@ from sqlalchemy.exc import IntegrityError
 
 from packages.core.auth.service import Principal
 from packages.core.errors import Conflict, FieldError, NotFound, ValidationFailed
+from packages.core.idempotency import request_fingerprint
 from packages.core.market_data.access import (
     ServedDataset,
     choose_provider,
@@ -446,11 +447,6 @@ class MarketDataService:
         )
 
     # -------------------------------------------------------------------------------- sync jobs
-    @staticmethod
-    def _request_hash(body: SyncJobCreate) -> str:
-        canonical = json.dumps(body.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(canonical.encode()).hexdigest()
-
     async def _replay_of(self, key: str, request_hash: str) -> MarketDataSyncJob | None:
         existing = await self.jobs.by_idempotency_key(key)
         if existing is None:
@@ -467,7 +463,7 @@ class MarketDataService:
     ) -> tuple[SyncJobOut, bool]:
         """Plan the missing ranges and queue the job; returns (job, created). A repeated
         Idempotency-Key with the same body returns the first job."""
-        request_hash = self._request_hash(body)
+        request_hash = request_fingerprint(body)
         if idempotency_key is not None:
             replayed = await self._replay_of(idempotency_key, request_hash)
             if replayed is not None:

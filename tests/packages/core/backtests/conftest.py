@@ -11,8 +11,3 @@ import os
 
 os.environ.setdefault("JOB_HEARTBEAT_S", "0.5")
 os.environ.setdefault("JOB_STALE_AFTER_S", "6")
-
-# One cold start per session, the one the market-data tests wait for (IO worker, packaged real data).
-from tests.packages.core.market_data.conftest import market_data_ready
-
-__all__ = ["market_data_ready"]
