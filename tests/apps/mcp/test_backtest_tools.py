@@ -11,10 +11,7 @@ import httpx
 from packages.core.backtests.schemas import ANALYSIS_VIEWS
 from packages.domain.strategy.examples import get_example
 from tests.packages.core.backtests.helpers import submit, wait_for
-from tests.packages.core.market_data.conftest import market_data_ready
 from tests.support.mcp_client import mcp_session
-
-__all__ = ["market_data_ready"]
 
 EXPECTED_TOOLS = {
     "capabilities",
