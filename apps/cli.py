@@ -363,6 +363,8 @@ def api_spec(infra: Infrastructure) -> ServiceSpec:
 
 
 def worker_spec(infra: Infrastructure, kind: str) -> ServiceSpec:
+    from packages.infra.allocator import with_allocator_tuning
+
     settings = load_settings(f"worker_{kind}")
     common = [
         sys.executable,
@@ -378,8 +380,11 @@ def worker_spec(infra: Infrastructure, kind: str) -> ServiceSpec:
         options = ["-Q", ",".join(CPU_QUEUES), "-n", "cpu@%h", "--prefetch-multiplier", "1", "--concurrency", "2", "--pool", "prefork"]  # fmt: skip
     else:
         options = ["-Q", ",".join(IO_QUEUES), "-n", "io@%h", "--concurrency", "4"]
+    env = child_environment(settings, infra, f"worker_{kind}")
     return ServiceSpec(
-        name=f"worker-{kind}", argv=common + options, env=child_environment(settings, infra, f"worker_{kind}")
+        name=f"worker-{kind}",
+        argv=common + options,
+        env=with_allocator_tuning(env) if kind == "cpu" else env,
     )
 
 

@@ -12,6 +12,7 @@ import argparse
 import datetime as dt
 import importlib
 import json
+import os
 import pkgutil
 import platform
 import sys
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import bench.workloads
+from packages.infra.allocator import with_allocator_tuning
 
 OUR_ENGINE = "minsy"
 RESULTS_PATH = Path(__file__).resolve().parent / "results" / "latest.json"
@@ -70,6 +72,8 @@ def main(argv: list[str] | None = None) -> int:
         if unknown:
             parser.error(f"unknown workloads {unknown}; available: {names}")
         names = [name for name in names if name in args.only]
+    # Every engine subprocess (ours and the peers) inherits the same allocator settings.
+    os.environ.update(with_allocator_tuning(os.environ))
     rows: list[dict[str, Any]] = []
     for name in names:
         module = importlib.import_module(f"bench.workloads.{name}")
@@ -82,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         "python": platform.python_version(),
         "machine": platform.machine(),
         "repeats": args.repeats,
+        "allocator": os.environ.get("GLIBC_TUNABLES", ""),
         "rows": rows,
     }
     RESULTS_PATH.write_text(json.dumps(payload, indent=1))

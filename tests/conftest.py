@@ -210,15 +210,17 @@ def mcp_server(stack: Stack, settings: Any) -> str:
 @pytest.fixture(scope="session")
 def celery_workers(stack: Stack, settings: Any) -> dict[str, str]:
     """A real CPU worker and a real IO worker, each consuming its queues; returns node names."""
+    from packages.infra.allocator import with_allocator_tuning
     from packages.infra.queue.celery_app import celery_app
     from packages.infra.queue.queues import WORKER_KINDS
 
     nodes = {kind: f"{kind}@test-{_RUN_ID}" for kind in WORKER_KINDS}
     for kind, queues in WORKER_KINDS.items():
+        env = {"MINSY_SERVICE": f"worker_{kind}"}
         stack.spawn(
             f"worker-{kind}",
             celery_worker_args(kind, queues, nodes[kind]),
-            {"MINSY_SERVICE": f"worker_{kind}"},
+            with_allocator_tuning(env) if kind == "cpu" else env,
         )
 
     def all_answer() -> bool:

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from apps import cli
+from packages.infra.allocator import ALLOCATOR_ENV_VAR, ALLOCATOR_TUNABLES
 from packages.infra.embedded import ResolvedService
 from packages.infra.embedded._common import find_free_port, pid_alive
 
@@ -181,7 +182,10 @@ def _fake_infra() -> cli.Infrastructure:
     )
 
 
-def test_service_definitions_use_the_venv_interpreter_and_hand_the_servers_to_each_child() -> None:
+def test_service_definitions_use_the_venv_interpreter_and_hand_the_servers_to_each_child(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv(ALLOCATOR_ENV_VAR, raising=False)
     infra = _fake_infra()
     cpu, io_worker = cli.worker_spec(infra, "cpu"), cli.worker_spec(infra, "io")
     api, mcp, beat = cli.api_spec(infra), cli.mcp_spec(infra), cli.beat_spec(infra)
@@ -198,6 +202,9 @@ def test_service_definitions_use_the_venv_interpreter_and_hand_the_servers_to_ea
         assert spec.env["MINSY_SERVICE"] == service
         assert spec.env["MINSY_EMBEDDED_SERVICES"] == "never"
     assert cpu.argv[1:6] == ["-m", "celery", "-A", "apps.worker.main", "worker"]
+    # Only the engine's worker runs with the heap-keeping allocator settings.
+    assert cpu.env[ALLOCATOR_ENV_VAR] == ALLOCATOR_TUNABLES
+    assert all(ALLOCATOR_ENV_VAR not in spec.env for spec in (io_worker, api, mcp, beat))
     assert cpu.argv[cpu.argv.index("-Q") + 1] == "backtest,stress"
     assert cpu.argv[cpu.argv.index("--prefetch-multiplier") + 1] == "1"
     assert cpu.argv[cpu.argv.index("--pool") + 1] == "prefork"

@@ -17,14 +17,13 @@ from packages.core.backtests.schemas import (
     AnalysisView,
     BacktestList,
     BacktestOut,
-    CancelOut,
     CreateBacktestRequest,
     TradePage,
     TradeSnapshotOut,
 )
 from packages.core.backtests.service import BacktestService
 from packages.core.errors import FieldError, ValidationFailed
-from packages.core.jobs.schemas import JobStatus
+from packages.core.jobs.schemas import CancelOut, JobStatus
 from packages.core.resources import Resources
 from packages.domain.backtest.assumptions import ExecutionAssumptions
 

@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 from apps.mcp.auth import principal_of
 from apps.mcp.domains.common import add_capabilities_tool
 from apps.mcp.registry import domain_errors, new_domain_server
+from packages.core.jobs.schemas import CancelOut
 from packages.core.market_data.schemas import (
     BarsPage,
     DatasetOut,
@@ -37,6 +38,9 @@ SUMMARY = "Find symbols, coverage, candles and regime snapshots in the market-da
 READ_ONLY = ToolAnnotations(readOnlyHint=True, idempotentHint=True, openWorldHint=False)
 STARTS_JOB = ToolAnnotations(
     readOnlyHint=False, destructiveHint=False, idempotentHint=False, openWorldHint=True
+)
+CANCELS_JOB = ToolAnnotations(
+    readOnlyHint=False, destructiveHint=True, idempotentHint=True, openWorldHint=False
 )
 
 MAX_CANDLES = 1000
@@ -275,5 +279,21 @@ def build(resources: Resources) -> MCPServer:
         principal = principal_of(ctx)
         async with resources.unit_of_work() as uow:
             return await MarketDataService(uow, resources, principal).get_sync_job(job_id)
+
+    @server.tool(
+        name="cancel_sync_job",
+        description=(
+            "Stop a sync job started by fetch_missing_ranges. Chunks already fetched stay stored; a "
+            "finished job is left as it is."
+        ),
+        annotations=CANCELS_JOB,
+    )
+    @domain_errors
+    async def cancel_sync_job(
+        ctx: Context, job_id: Annotated[uuid.UUID, Field(description="Id from fetch_missing_ranges.")]
+    ) -> CancelOut:
+        principal = principal_of(ctx)
+        async with resources.unit_of_work() as uow:
+            return await MarketDataService(uow, resources, principal).cancel_sync_job(job_id)
 
     return server

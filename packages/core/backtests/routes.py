@@ -11,7 +11,6 @@ from packages.core.backtests.schemas import (
     BacktestDetail,
     BacktestList,
     BacktestOut,
-    CancelOut,
     CreateBacktestRequest,
     EquityOut,
     OrderPage,
@@ -22,7 +21,7 @@ from packages.core.backtests.service import BacktestService
 from packages.core.http.deps import PrincipalDep, ResourcesDep, UowDep
 from packages.core.http.problems import problem_responses
 from packages.core.idempotency import idempotency_header
-from packages.core.jobs.schemas import JobStatus
+from packages.core.jobs.schemas import CancelOut, JobStatus
 
 router = APIRouter(prefix="/backtests", tags=["backtests"])
 

@@ -303,10 +303,3 @@ class TradeSnapshotOut(BaseModel):
         description="Bars around the trade; long trades show the bars around entry and exit (bar numbers jump)."
     )
     leaves: list[LeafTruth]
-
-
-class CancelOut(BaseModel):
-    id: uuid.UUID
-    status: JobStatus
-    cancel_requested: bool
-    message: str

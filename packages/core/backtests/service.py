@@ -31,7 +31,6 @@ from packages.core.backtests.schemas import (
     BacktestList,
     BacktestListItem,
     BacktestOut,
-    CancelOut,
     CreateBacktestRequest,
     EquityOut,
     JobRequest,
@@ -45,7 +44,7 @@ from packages.core.backtests.snapshot_context import rebuild_trade_snapshot
 from packages.core.errors import Conflict, FieldError, NotFound, RateLimited, ValidationFailed
 from packages.core.idempotency import request_fingerprint
 from packages.core.jobs.lifecycle import JobLifecycle
-from packages.core.jobs.schemas import TERMINAL_STATUSES
+from packages.core.jobs.schemas import CancelOut
 from packages.core.schemas import find_nul
 from packages.core.strategies.service import StrategyService
 from packages.core.uow import UnitOfWork
@@ -342,26 +341,7 @@ class BacktestService:
 
     async def cancel(self, job_id: uuid.UUID) -> CancelOut:
         job = await self.repo.get(job_id, for_update=True)
-        if job.status in TERMINAL_STATUSES:
-            return CancelOut(
-                id=job.id,
-                status=job.status,
-                cancel_requested=job.cancel_requested,
-                message=f"The backtest already {job.status}; nothing to cancel.",
-            )
-        await LIFECYCLE.request_cancel(self.uow.session, job.id)
-        await self.uow.session.refresh(job)
-        message = (
-            "Cancelled before it started."
-            if job.status == "cancelled"
-            else "Cancellation requested; the worker stops at its next check (within seconds)."
-        )
-        return CancelOut(
-            id=job.id,
-            status=job.status,
-            cancel_requested=job.cancel_requested,
-            message=message,
-        )
+        return await LIFECYCLE.cancel(self.uow.session, job, "backtest")
 
     # --- results ---------------------------------------------------------------------------------
 

@@ -8,13 +8,14 @@ again but completes exactly once.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from packages.core.jobs.schemas import ACTIVE_STATUSES
+from packages.core.jobs.schemas import ACTIVE_STATUSES, TERMINAL_STATUSES, CancelOut
 
 
 def utcnow() -> datetime:
@@ -114,6 +115,32 @@ class JobLifecycle:
             update(m)
             .where(m.id == job_id, m.status == "queued")
             .values(status="cancelled", finished_at=utcnow(), progress_message="cancelled before start")
+        )
+
+    async def cancel(
+        self, session: AsyncSession, job: Any, noun: str, shown_status: Callable[[Any], str] | None = None
+    ) -> CancelOut:
+        """Cancel a job the caller owns (``job`` loaded ``for_update``); a finished one stays as it is.
+
+        ``shown_status`` maps the row to the status callers read elsewhere (default: the row's own).
+        """
+        status_of = shown_status or (lambda row: row.status)
+        if job.status in TERMINAL_STATUSES:
+            return CancelOut(
+                id=job.id,
+                status=status_of(job),
+                cancel_requested=job.cancel_requested,
+                message=f"The {noun} already {status_of(job)}; nothing to cancel.",
+            )
+        await self.request_cancel(session, job.id)
+        await session.refresh(job)
+        message = (
+            "Cancelled before it started."
+            if job.status == "cancelled"
+            else "Cancellation requested; the worker stops at its next check (within seconds)."
+        )
+        return CancelOut(
+            id=job.id, status=status_of(job), cancel_requested=job.cancel_requested, message=message
         )
 
     async def stale_running(

@@ -1,24 +1,19 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
-from typing import Any, Literal
+from typing import Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 TERMINAL_STATUSES: tuple[JobStatus, ...] = ("succeeded", "failed", "cancelled")
 ACTIVE_STATUSES: tuple[JobStatus, ...] = ("queued", "running")
 
 
-class JobOut(BaseModel):
+class CancelOut(BaseModel):
+    """The answer to a cancel request: where the job stands and what happens next."""
+
     id: uuid.UUID
-    status: JobStatus
-    progress: float
-    progress_message: str | None
-    attempts: int
+    status: str = Field(description="The job's status as its own endpoint reports it.")
     cancel_requested: bool
-    error: dict[str, Any] | None
-    created_at: datetime
-    started_at: datetime | None
-    finished_at: datetime | None
+    message: str

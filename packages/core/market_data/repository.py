@@ -216,6 +216,18 @@ class SyncJobRepository(OwnedRepository[MarketDataSyncJob]):
     model = MarketDataSyncJob
     noun = "sync job"
 
+    async def page(self, limit: int, offset: int) -> tuple[list[MarketDataSyncJob], int]:
+        total = int(
+            await self.session.scalar(select(func.count()).select_from(self.base_query().subquery())) or 0
+        )
+        query = (
+            self.base_query()
+            .order_by(MarketDataSyncJob.created_at.desc(), MarketDataSyncJob.id)
+            .limit(limit)
+            .offset(offset)
+        )
+        return list(await self.session.scalars(query)), total
+
     async def by_idempotency_key(self, key: str) -> MarketDataSyncJob | None:
         found: MarketDataSyncJob | None = await self.session.scalar(
             self.base_query().where(MarketDataSyncJob.idempotency_key == key)

@@ -10,6 +10,7 @@ from packages.core.errors import FieldError, ValidationFailed
 from packages.core.http.deps import PrincipalDep, ResourcesDep, UowDep
 from packages.core.http.problems import problem_responses
 from packages.core.idempotency import idempotency_header
+from packages.core.jobs.schemas import CancelOut
 from packages.core.market_data.schemas import (
     BarsPage,
     GapPolicyName,
@@ -26,6 +27,7 @@ from packages.core.market_data.schemas import (
     SymbolDetail,
     SymbolList,
     SyncJobCreate,
+    SyncJobList,
     SyncJobOut,
     TimeframeName,
     TradingFrequencyName,
@@ -271,7 +273,7 @@ async def get_import(
     ),
     responses={
         200: {"model": SyncJobOut, "description": "repeated Idempotency-Key"},
-        **problem_responses(401, 409, 422),
+        **problem_responses(401, 422),
     },
 )
 async def create_sync_job(
@@ -302,6 +304,36 @@ async def get_sync_job(
 ) -> SyncJobOut:
     async with uow:
         return await MarketDataService(uow, resources, principal).get_sync_job(job_id)
+
+
+@router.get(
+    "/sync-jobs",
+    operation_id="market_data_list_sync_jobs",
+    summary="Your sync jobs, newest first",
+    responses=problem_responses(401, 422),
+)
+async def list_sync_jobs(
+    principal: PrincipalDep,
+    uow: UowDep,
+    resources: ResourcesDep,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    offset: Annotated[int, Query(ge=0, le=100_000)] = 0,
+) -> SyncJobList:
+    async with uow:
+        return await MarketDataService(uow, resources, principal).list_sync_jobs(limit, offset)
+
+
+@router.post(
+    "/sync-jobs/{job_id}/cancel",
+    operation_id="market_data_cancel_sync_job",
+    summary="Cancel a queued or running sync job (chunks already fetched stay stored)",
+    responses=problem_responses(401, 404, 422),
+)
+async def cancel_sync_job(
+    job_id: uuid.UUID, principal: PrincipalDep, uow: UowDep, resources: ResourcesDep
+) -> CancelOut:
+    async with uow:
+        return await MarketDataService(uow, resources, principal).cancel_sync_job(job_id)
 
 
 # ---------------------------------------------------------------- TradingView UDF-style datafeed

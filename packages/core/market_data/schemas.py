@@ -249,6 +249,7 @@ class SyncJobOut(BaseModel):
     range_end: datetime
     progress: float
     progress_message: str | None
+    cancel_requested: bool
     chunks_total: int
     chunks_failed: int
     rows_written: int
@@ -258,6 +259,13 @@ class SyncJobOut(BaseModel):
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+
+
+class SyncJobList(BaseModel):
+    items: list[SyncJobOut]
+    total: int
+    limit: int
+    offset: int
 
 
 # ---------------------------------------------------------------------------------------- regime

@@ -20,8 +20,10 @@ import numpy as np
 from sqlalchemy.exc import IntegrityError
 
 from packages.core.auth.service import Principal
-from packages.core.errors import Conflict, FieldError, NotFound, ValidationFailed
+from packages.core.errors import FieldError, NotFound, ValidationFailed
 from packages.core.idempotency import request_fingerprint
+from packages.core.jobs.lifecycle import JobLifecycle
+from packages.core.jobs.schemas import CancelOut
 from packages.core.market_data.access import (
     ServedDataset,
     choose_provider,
@@ -60,6 +62,7 @@ from packages.core.market_data.schemas import (
     SymbolSummary,
     SyncChunkOut,
     SyncJobCreate,
+    SyncJobList,
     SyncJobOut,
 )
 from packages.core.resources import Resources
@@ -82,6 +85,7 @@ from packages.infra.market_data.store import PUBLIC_NAMESPACE, DatasetNotFound, 
 from packages.shared_settings import Settings, get_settings
 
 SYNC_TASK = "market_data.sync"
+SYNC_LIFECYCLE = JobLifecycle(MarketDataSyncJob)
 MAX_LISTED_GAPS = 500
 REGIME_CACHE_TTL_S = 3600
 PARQUET_MAGIC = b"PAR1"
@@ -189,6 +193,7 @@ def sync_job_out(row: MarketDataSyncJob) -> SyncJobOut:
         range_end=row.range_end,
         progress=row.progress,
         progress_message=row.progress_message,
+        cancel_requested=row.cancel_requested,
         chunks_total=len(chunks),
         chunks_failed=sum(1 for chunk in chunks if chunk.status == "failed"),
         rows_written=row.rows_written,
@@ -452,9 +457,16 @@ class MarketDataService:
         if existing is None:
             return None
         if existing.request_hash != request_hash:
-            raise Conflict(
-                "This Idempotency-Key was already used with a different request; use a new key.",
-                errors=[FieldError("idempotency_key_reused", "/header/Idempotency-Key", "different body")],
+            raise ValidationFailed(
+                "This Idempotency-Key was already used with a different request body.",
+                errors=[
+                    FieldError(
+                        "idempotency_key_reused",
+                        "/header/Idempotency-Key",
+                        "use a new key for a different request",
+                    )
+                ],
+                extra={"sync_job_id": str(existing.id)},
             )
         return existing
 
@@ -536,6 +548,15 @@ class MarketDataService:
 
     async def get_sync_job(self, job_id: uuid.UUID) -> SyncJobOut:
         return sync_job_out(await self.jobs.get(job_id))
+
+    async def list_sync_jobs(self, limit: int, offset: int) -> SyncJobList:
+        rows, total = await self.jobs.page(limit, offset)
+        return SyncJobList(items=[sync_job_out(row) for row in rows], total=total, limit=limit, offset=offset)
+
+    async def cancel_sync_job(self, job_id: uuid.UUID) -> CancelOut:
+        """Chunks already fetched stay stored; the job stops before its next chunk."""
+        job = await self.jobs.get(job_id, for_update=True)
+        return await SYNC_LIFECYCLE.cancel(self.uow.session, job, "sync job", sync_job_status)
 
     # ---------------------------------------------------------------------------------- imports
     async def create_import(self, params: ImportParams, data: bytes, file_name: str) -> ImportOut:

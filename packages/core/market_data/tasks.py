@@ -15,7 +15,6 @@ from typing import Any
 from celery.signals import worker_ready
 
 from packages.core.errors import NotFound
-from packages.core.jobs.lifecycle import JobLifecycle
 from packages.core.jobs.runner import JobCancelled, JobControl, JobKind
 from packages.core.jobs.tasks import register_job_task, with_task_resources
 from packages.core.market_data.access import choose_provider, market_store
@@ -23,14 +22,13 @@ from packages.core.market_data.catalog import PostgresCatalog
 from packages.core.market_data.cold_start import mark_queued, run_cold_start
 from packages.core.market_data.realtime import refresh_realtime
 from packages.core.market_data.repository import sync_job_for_worker
-from packages.core.market_data.service import SYNC_TASK
+from packages.core.market_data.service import SYNC_LIFECYCLE, SYNC_TASK
 from packages.core.resources import Resources
 from packages.domain.market_data.bars import Market, Timeframe
 from packages.domain.market_data.gaps import missing_timestamps
 from packages.domain.market_data.sessions import calendar_for
 from packages.domain.market_data.sync import BarProvider, ChunkResult, SyncChunk, SyncPlan, SyncReport
 from packages.domain.market_data.timeconv import to_ns
-from packages.infra.db.models import MarketDataSyncJob
 from packages.infra.market_data.store import DatasetNotFound, ParquetBarStore
 from packages.infra.queue.celery_app import celery_app
 from packages.shared_settings import get_settings
@@ -188,7 +186,7 @@ def _store(report: SyncReport) -> dict[str, Any]:
 
 SYNC_JOB = JobKind[SyncInputs, SyncReport](
     name="market_data_sync",
-    lifecycle=JobLifecycle(MarketDataSyncJob),
+    lifecycle=SYNC_LIFECYCLE,
     load=_load,
     compute=_compute,
     store=_store,

@@ -23,7 +23,9 @@ EXPECTED_TOOLS = {
     "detect_missing_ranges",
     "fetch_missing_ranges",
     "get_sync_job",
+    "cancel_sync_job",
 }
+STATE_CHANGING = {"fetch_missing_ranges", "cancel_sync_job"}
 
 
 @pytest.fixture(scope="module")
@@ -40,10 +42,8 @@ async def test_market_tools_answer_through_the_official_client(
     async with mcp_session(mcp_server, "market", token) as session:
         tools = {tool.name: tool for tool in (await session.list_tools()).tools}
         assert set(tools) == EXPECTED_TOOLS
-        assert all(
-            tools[name].annotations.read_only_hint for name in EXPECTED_TOOLS - {"fetch_missing_ranges"}
-        )
-        assert tools["fetch_missing_ranges"].annotations.read_only_hint is False
+        assert all(tools[name].annotations.read_only_hint for name in EXPECTED_TOOLS - STATE_CHANGING)
+        assert not any(tools[name].annotations.read_only_hint for name in STATE_CHANGING)
         assert all(tools[name].description for name in EXPECTED_TOOLS)
 
         available = (
@@ -115,6 +115,8 @@ async def test_market_tools_answer_through_the_official_client(
             await asyncio.sleep(0.3)
             job = (await session.call_tool("get_sync_job", {"job_id": job["id"]})).structured_content
         assert job["status"] == "failed" and "MARKET_DATA_NETWORK_ENABLED" in job["chunks"][0]["error"]
+        finished = (await session.call_tool("cancel_sync_job", {"job_id": job["id"]})).structured_content
+        assert finished["status"] == "failed" and "nothing to cancel" in finished["message"]
 
         unknown = await session.call_tool(
             "get_candles", {"market": "us_stocks", "symbol": "ZZZZ", "timeframe": "1d"}
@@ -132,5 +134,6 @@ async def test_market_tools_answer_through_the_official_client(
     stranger = await make_account()
     their_token = (await stranger.mcp_token(domains=["market"]))["token"]
     async with mcp_session(mcp_server, "market", their_token) as session:
-        hidden = await session.call_tool("get_sync_job", {"job_id": job["id"]})
-        assert hidden.is_error and "not_found" in hidden.content[0].text
+        for tool in ("get_sync_job", "cancel_sync_job"):
+            hidden = await session.call_tool(tool, {"job_id": job["id"]})
+            assert hidden.is_error and "not_found" in hidden.content[0].text

@@ -3,12 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
-import signal
 import time
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -54,29 +50,6 @@ async def wait_for(
             return job
         assert time.monotonic() < deadline, f"backtest {job_id} still {job['status']}: {job}"
         await asyncio.sleep(interval)
-
-
-def cpu_pool_pids(celery_workers: dict[str, str]) -> list[int]:
-    from packages.infra.queue.celery_app import celery_app
-
-    node = celery_workers["cpu"]
-    stats = celery_app.control.inspect([node], timeout=5).stats()
-    assert stats and node in stats, stats
-    return [int(pid) for pid in stats[node]["pool"]["processes"]]
-
-
-@contextlib.contextmanager
-def frozen_cpu_pool(celery_workers: dict[str, str]) -> Iterator[list[int]]:
-    """Stop the CPU worker's pool processes (SIGSTOP) so new jobs stay queued; resume them after."""
-    pids = cpu_pool_pids(celery_workers)
-    for pid in pids:
-        os.kill(pid, signal.SIGSTOP)
-    try:
-        yield pids
-    finally:
-        for pid in pids:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGCONT)
 
 
 def write_synthetic_minutes(settings: Any, user_id: str, symbol: str, minutes: int, seed: int = 5) -> None:

@@ -18,8 +18,6 @@ from packages.domain.backtest.assumptions import ExecutionAssumptions
 from packages.domain.strategy.examples import get_example
 from tests.packages.core.backtests.helpers import (
     TERMINAL,
-    cpu_pool_pids,
-    frozen_cpu_pool,
     job_row,
     minute_document,
     one_year_body,
@@ -27,6 +25,7 @@ from tests.packages.core.backtests.helpers import (
     wait_for,
     write_synthetic_minutes,
 )
+from tests.support.workers import frozen_pool, pool_pids
 
 # One million SYNTHETIC minute bars: a job that runs for seconds, long enough to cancel or kill.
 BIG_JOB_MINUTES = 1_000_000
@@ -118,7 +117,7 @@ async def test_concurrent_jobs_cap_answers_429_and_a_queued_job_cancels_at_once(
     monkeypatch.setattr(
         settings, "backtests", settings.backtests.model_copy(update={"max_active_jobs_per_user": 2})
     )
-    with frozen_cpu_pool(celery_workers):
+    with frozen_pool(celery_workers, "cpu"):
         queued = [(await submit(api, account.headers, one_year_body())).json() for _ in range(2)]
         assert [job["status"] for job in queued] == ["queued", "queued"]
         refused = await submit(api, account.headers, one_year_body())
@@ -195,7 +194,7 @@ async def test_a_job_killed_with_its_worker_is_picked_up_again_and_finishes_once
     assert running["status"] == "running" and running["attempts"] == 1, running
     row = await job_row(api_app, job["id"])
     pid = int(row.worker.rsplit(":", 1)[1])
-    assert pid in cpu_pool_pids(celery_workers)
+    assert pid in pool_pids(celery_workers, "cpu")
     os.kill(pid, signal.SIGKILL)
 
     finished = await wait_for(api, account.headers, job["id"], within_s=120)

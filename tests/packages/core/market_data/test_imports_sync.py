@@ -17,6 +17,7 @@ from packages.core.errors import NotFound
 from packages.core.market_data.service import read_bars
 from tests.packages.core.market_data.helpers import bars_frame, csv_bytes, get_bars, upload
 from tests.packages.core.market_data.recorded_providers import recorded_chart
+from tests.support.workers import frozen_pool
 
 TERMINAL = {"succeeded", "partial", "failed", "cancelled"}
 
@@ -219,7 +220,12 @@ async def test_sync_job_fills_a_planted_gap_from_recorded_responses(
         json={**body, "end": "2013-02-28T00:00:00Z"},
         headers={**owner.headers, **key},
     )
-    assert changed.status_code == 409
+    assert changed.status_code == 422
+    assert changed.json()["errors"][0] == {
+        "code": "idempotency_key_reused",
+        "pointer": "/header/Idempotency-Key",
+        "message": "use a new key for a different request",
+    }
 
     done = await wait_for_job(api, owner.headers, job["id"])
     assert done["status"] == "succeeded", done
@@ -264,3 +270,48 @@ async def test_offline_sync_job_gives_a_clear_error_per_chunk(
         headers=account.headers,
     )
     assert no_provider.status_code == 422 and no_provider.json()["errors"][0]["code"] == "no_provider"
+
+
+async def test_sync_jobs_are_listed_newest_first_and_a_queued_one_cancels_at_once(
+    api: httpx.AsyncClient,
+    make_account: Any,
+    celery_workers: dict[str, str],
+    market_data_ready: dict[str, Any],
+) -> None:
+    owner, stranger = await make_account(), await make_account()
+    body = {
+        "market": "us_stocks",
+        "symbol": "MSFT",
+        "timeframe": "1d",
+        "start": "2014-01-01T00:00:00Z",
+        "end": "2014-03-01T00:00:00Z",
+    }
+    with frozen_pool(celery_workers, "io"):
+        first = (await api.post("/market-data/sync-jobs", json=body, headers=owner.headers)).json()
+        second = (
+            await api.post("/market-data/sync-jobs", json={**body, "symbol": "IBM"}, headers=owner.headers)
+        ).json()
+        assert (first["status"], second["status"]) == ("queued", "queued")
+        assert first["cancel_requested"] is False
+        assert (
+            await api.post(f"/market-data/sync-jobs/{first['id']}/cancel", headers=stranger.headers)
+        ).status_code == 404
+        cancelled = await api.post(f"/market-data/sync-jobs/{first['id']}/cancel", headers=owner.headers)
+        assert cancelled.status_code == 200, cancelled.text
+        assert cancelled.json()["status"] == "cancelled" and cancelled.json()["cancel_requested"] is True
+        assert cancelled.json()["message"] == "Cancelled before it started."
+    # Resumed, the worker skips the cancelled job and runs the other one.
+    assert (await wait_for_job(api, owner.headers, second["id"]))["status"] == "failed"  # offline
+    kept = await wait_for_job(api, owner.headers, first["id"])
+    assert kept["status"] == "cancelled" and kept["attempts"] == 0 and kept["rows_written"] == 0
+    again = (await api.post(f"/market-data/sync-jobs/{first['id']}/cancel", headers=owner.headers)).json()
+    assert again["status"] == "cancelled" and "nothing to cancel" in again["message"]
+
+    listed = (await api.get("/market-data/sync-jobs", headers=owner.headers)).json()
+    assert [job["id"] for job in listed["items"]] == [second["id"], first["id"]]
+    assert listed["total"] == 2 and listed["items"][1]["status"] == "cancelled"
+    paged = (
+        await api.get("/market-data/sync-jobs", params={"limit": 1, "offset": 1}, headers=owner.headers)
+    ).json()
+    assert [job["id"] for job in paged["items"]] == [first["id"]]
+    assert (await api.get("/market-data/sync-jobs", headers=stranger.headers)).json()["total"] == 0
