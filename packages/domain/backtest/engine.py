@@ -188,20 +188,14 @@ def simulate(
     progress: ProgressCallback | None = None,
     should_cancel: CancelCheck | None = None,
     chart_points: int = DEFAULT_CHART_POINTS,
-    data_hash: Future[str] | None = None,
 ) -> BacktestResult:
-    """Run one compiled plan over ``bars`` and compute the whole metric set.
-
-    ``data_hash`` may carry ``data_snapshot_hash(bars)`` already being computed elsewhere (the runner
-    starts it while the strategy compiles).
-    """
+    """Run one compiled plan over ``bars`` and compute the whole metric set."""
     assumptions = assumptions or ExecutionAssumptions()
     periods_per_year = assumptions.periods_per_year or infer_periods_per_year(bars.index)
     packed = pack_plans([plan], bars)
     # The kernels release the GIL, so the input and order hashes are computed beside them.
     with ThreadPoolExecutor(max_workers=2) as pool:
-        if data_hash is None:
-            data_hash = pool.submit(data_snapshot_hash, bars)
+        data_hash = pool.submit(data_snapshot_hash, bars)
         run = _simulate_packed(
             packed, bars, assumptions, periods_per_year, finer_bars, progress, should_cancel
         )

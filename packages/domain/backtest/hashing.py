@@ -1,13 +1,12 @@
 """Hashes that make a result reproducible: input data snapshot and order list.
 
-The data hash reads every input byte, so it uses XXH3-128 (several GB/s; a million bars in ~3 ms)
-rather than a cryptographic hash; it identifies a snapshot, it does not authenticate it. The order
-list hash is SHA-256 over the canonical little-endian order records.
+Both identify content, they do not authenticate it, so both use XXH3-128 (several GB/s) rather than
+a cryptographic hash: the data hash reads every input byte (a million bars in ~2 ms) and the order
+list hash the canonical little-endian order records (40,000 orders in ~0.2 ms, against ~2 ms for
+SHA-256 on the path every backtest takes).
 """
 
 from __future__ import annotations
-
-import hashlib
 
 import numpy as np
 import numpy.typing as npt
@@ -34,7 +33,7 @@ def data_snapshot_hash(bars: UniverseBars) -> str:
 
 
 def order_list_hash(orders: npt.NDArray[np.float64]) -> str:
-    digest = hashlib.sha256()
+    digest = xxhash.xxh3_128()
     digest.update(np.asarray(orders.shape, dtype="<i8").tobytes())
     digest.update(_le_bytes(orders))
-    return "sha256:" + digest.hexdigest()
+    return "xxh3_128:" + digest.hexdigest()

@@ -6,7 +6,6 @@ Kept apart from ``engine`` (which only knows plans) so the simulation core does 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,7 +20,6 @@ from packages.domain.backtest.engine import (
     run_sweep_batches,
     simulate,
 )
-from packages.domain.backtest.hashing import data_snapshot_hash
 from packages.domain.backtest.result import BacktestResult
 from packages.domain.backtest.snapshots import DEFAULT_BARS_AFTER, DEFAULT_BARS_BEFORE, trade_snapshot
 from packages.domain.strategy.bars import BarsLike, Resampler
@@ -75,28 +73,25 @@ def run_backtest(
     """
     if progress is not None:
         progress(0.0, "compiling")
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        strategy = compile_strategy(document)
-        universe = bars.select(strategy.symbols)
-        # Hashing the input bars needs no GIL: it runs while the plan is built and simulated.
-        data_hash = pool.submit(data_snapshot_hash, universe)
-        if finer_bars is not None and universe is not bars:
-            raise ValueError("finer bars must have exactly the strategy's symbols, in the universe's order")
-        plan = strategy.build_plan(universe, higher_timeframe_bars=higher_timeframe_bars, resampler=resampler)
-        if should_cancel is not None and should_cancel():
-            raise BacktestCancelled("backtest cancelled")
-        result = simulate(
-            plan,
-            universe,
-            assumptions,
-            finer_bars=finer_bars,
-            dsl_version=str(document.get("dsl_version", "")),
-            dsl_hash=strategy.document_hash,
-            progress=progress,
-            should_cancel=should_cancel,
-            chart_points=chart_points,
-            data_hash=data_hash,
-        )
+    strategy = compile_strategy(document)
+    universe = bars.select(strategy.symbols)
+    if finer_bars is not None and universe is not bars:
+        raise ValueError("finer bars must have exactly the strategy's symbols, in the universe's order")
+    plan = strategy.build_plan(universe, higher_timeframe_bars=higher_timeframe_bars, resampler=resampler)
+    if should_cancel is not None and should_cancel():
+        raise BacktestCancelled("backtest cancelled")
+    # The input bars are hashed beside the simulation (the plan's indicators already use both cores).
+    result = simulate(
+        plan,
+        universe,
+        assumptions,
+        finer_bars=finer_bars,
+        dsl_version=str(document.get("dsl_version", "")),
+        dsl_hash=strategy.document_hash,
+        progress=progress,
+        should_cancel=should_cancel,
+        chart_points=chart_points,
+    )
     return BacktestRun(result=result, plan=plan, bars=universe, leaf_labels=strategy.leaf_labels)
 
 

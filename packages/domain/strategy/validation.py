@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Protocol
 
+import jsonschema_rs
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError as SchemaError
 
@@ -162,7 +163,15 @@ def _scan_json(document: Any, limits: Limits) -> list[ValidationIssue]:
 
 @lru_cache(maxsize=8)
 def _validator(limits: Limits) -> Draft202012Validator:
+    """The reference validator: every error with the schema node that raised it (for codes and hints)."""
     return Draft202012Validator(schema_for_validation(limits))
+
+
+@lru_cache(maxsize=8)
+def _fast_validator(limits: Limits) -> jsonschema_rs.Validator:
+    """The same schema in a compiled validator: answers "valid?" in microseconds, about a hundred
+    times faster, so the reference validator only runs to explain a document that is not."""
+    return jsonschema_rs.validator_for(schema_for_validation(limits), validate_formats=False, offline=True)
 
 
 _DEFAULT_CODES: dict[str, ErrorCode] = {
@@ -200,6 +209,8 @@ def _json_type(value: Any) -> str:
 
 
 def _schema_issues(document: Any, limits: Limits) -> list[ValidationIssue]:
+    if _fast_validator(limits).is_valid(document):
+        return []
     issues: list[ValidationIssue] = []
     seen: set[tuple[ErrorCode, str]] = set()
     for error in _validator(limits).iter_errors(document):

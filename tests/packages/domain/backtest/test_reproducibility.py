@@ -68,7 +68,7 @@ def test_result_records_provenance(stocks) -> None:
         "data_hash": data_snapshot_hash(bars),
         "order_hash": order_list_hash(result.orders),
     }
-    assert result.order_hash.startswith("sha256:") and len(result.order_hash) == 7 + 64
+    assert result.order_hash.startswith("xxh3_128:") and len(result.order_hash) == 9 + 32
     assert result.summary_dict()["assumptions"] == ExecutionAssumptions().model_dump(mode="json")
 
 

@@ -14,6 +14,7 @@ from packages.domain.strategy.examples import example_slugs, get_example
 from packages.domain.strategy.limits import Limits
 from packages.domain.strategy.pointers import split_pointer
 from packages.domain.strategy.validation import symbol_format_checker, validate_strategy
+from tests.packages.domain.strategy.schema_agreement import validators_agree
 
 BASE: dict[str, Any] = {
     "dsl_version": "1.0.0",
@@ -539,6 +540,11 @@ def test_planted_error(operations: list[dict[str, Any]], expected: list[tuple[Er
     for issue in issues:
         assert issue.message.strip()
         json.dumps(issue.to_dict())
+
+
+@pytest.mark.parametrize("operations", [ops for _, ops, _ in PLANTED], ids=[c for c, _, _ in PLANTED])
+def test_both_schema_validators_agree_on_every_planted_error(operations: list[dict[str, Any]]) -> None:
+    assert validators_agree(_planted(operations))
 
 
 def test_every_error_is_reported_not_only_the_first() -> None:

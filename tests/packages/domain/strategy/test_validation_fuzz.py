@@ -24,6 +24,7 @@ from packages.domain.strategy.vocabulary import (
     TIMEFRAME_NS,
     TIMEFRAMES,
 )
+from tests.packages.domain.strategy.schema_agreement import validators_agree
 
 FUZZ = settings(
     max_examples=120,
@@ -158,6 +159,7 @@ def _synthetic_bars(document: dict[str, Any], length: int = 240) -> BarMatrix:
 @FUZZ
 @given(document=_json)
 def test_arbitrary_json_never_crashes_validation(document: Any) -> None:
+    assert validators_agree(document)
     issues = validate_strategy(document)
     assert issues, "random JSON is never a valid strategy"
     _check_issues(document, issues)
@@ -166,6 +168,7 @@ def test_arbitrary_json_never_crashes_validation(document: Any) -> None:
 @FUZZ
 @given(document=_mutated_examples())
 def test_mutated_examples_validate_or_compile_and_plan(document: Any) -> None:
+    assert validators_agree(document)
     issues = validate_strategy(document)
     _check_issues(document, issues)
     if not issues:
