@@ -7,6 +7,7 @@ plans of one structure in one compiled call per chunk and returns their summary 
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -35,6 +36,12 @@ _DEFAULT_PERIODS_PER_YEAR = 252.0
 # Bars x symbols simulated per kernel call between progress/cancel checks.
 _CHUNK_CELLS = 1 << 21
 DEFAULT_CHART_POINTS = 2000
+
+
+@functools.cache
+def _side_pool() -> ThreadPoolExecutor:
+    """Threads for the work that runs beside a simulation (hashes, equity metrics); shared by runs."""
+    return ThreadPoolExecutor(max_workers=2, thread_name_prefix="backtest-side")
 
 
 class BacktestCancelled(Exception):
@@ -194,26 +201,24 @@ def simulate(
     periods_per_year = assumptions.periods_per_year or infer_periods_per_year(bars.index)
     packed = pack_plans([plan], bars)
     # The kernels release the GIL, so the input and order hashes are computed beside them.
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        data_hash = pool.submit(data_snapshot_hash, bars)
-        run = _simulate_packed(
-            packed, bars, assumptions, periods_per_year, finer_bars, progress, should_cancel
-        )
-        order_hash = pool.submit(order_list_hash, run.orders)
-        if progress is not None:
-            progress(1.0, "metrics")
-        return build_result(
-            run,
-            packed,
-            bars,
-            assumptions,
-            periods_per_year,
-            dsl_version=dsl_version,
-            dsl_hash=dsl_hash,
-            chart_points=chart_points,
-            hashes=(data_hash, order_hash),
-            pool=pool,
-        )
+    pool = _side_pool()
+    data_hash = pool.submit(data_snapshot_hash, bars)
+    run = _simulate_packed(packed, bars, assumptions, periods_per_year, finer_bars, progress, should_cancel)
+    order_hash = pool.submit(order_list_hash, run.orders)
+    if progress is not None:
+        progress(1.0, "metrics")
+    return build_result(
+        run,
+        packed,
+        bars,
+        assumptions,
+        periods_per_year,
+        dsl_version=dsl_version,
+        dsl_hash=dsl_hash,
+        chart_points=chart_points,
+        hashes=(data_hash, order_hash),
+        pool=pool,
+    )
 
 
 def build_result(

@@ -77,7 +77,11 @@ def _aggregate_kernel(
     close: np.ndarray,
     volume: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """One pass over sorted bars. Labels are ``ts - ts mod step`` when ``step > 0``, else ``labels``."""
+    """One pass over sorted bars. Labels are ``ts - ts mod step`` when ``step > 0``, else ``labels``.
+
+    Each bucket is folded in registers (selects, no stores per bar) and written once; a later NaN
+    high or low never replaces the bucket's extreme.
+    """
     n = ts.shape[0]
     out_ts = np.empty(n, dtype=np.int64)
     out_open = np.empty(n, dtype=np.float64)
@@ -85,43 +89,42 @@ def _aggregate_kernel(
     out_low = np.empty(n, dtype=np.float64)
     out_close = np.empty(n, dtype=np.float64)
     out_volume = np.empty(n, dtype=np.float64)
-    j = -1
-    bucket_start = np.int64(0)
+    j = 0
+    i = 0
     bucket_end = np.int64(0)
-    for i in range(n):
+    while i < n:
         if step > 0:
             # Fixed UTC steps: a modulo only when a bar leaves the current bucket.
-            new_bucket = j < 0 or ts[i] >= bucket_end or ts[i] < bucket_start
-            if new_bucket:
-                bucket_start = ts[i] - ts[i] % step
-                bucket_end = bucket_start + step
+            bucket_start = ts[i] - ts[i] % step
+            bucket_end = bucket_start + step
         else:
-            new_bucket = j < 0 or labels[i] != bucket_start
-            if new_bucket:
-                bucket_start = labels[i]
-        if new_bucket:
-            j += 1
-            out_ts[j] = bucket_start
-            out_open[j] = open_[i]
-            out_high[j] = high[i]
-            out_low[j] = low[i]
-            out_close[j] = close[i]
-            out_volume[j] = volume[i]
-        else:
-            if high[i] > out_high[j]:
-                out_high[j] = high[i]
-            if low[i] < out_low[j]:
-                out_low[j] = low[i]
-            out_close[j] = close[i]
-            out_volume[j] += volume[i]
-    size = j + 1
+            bucket_start = labels[i]
+        bucket_high = high[i]
+        bucket_low = low[i]
+        bucket_volume = volume[i]
+        first = i
+        i += 1
+        while i < n and ((bucket_start <= ts[i] < bucket_end) if step > 0 else labels[i] == bucket_start):
+            h = high[i]
+            lo = low[i]
+            bucket_high = h if h > bucket_high else bucket_high
+            bucket_low = lo if lo < bucket_low else bucket_low
+            bucket_volume += volume[i]
+            i += 1
+        out_ts[j] = bucket_start
+        out_open[j] = open_[first]
+        out_high[j] = bucket_high
+        out_low[j] = bucket_low
+        out_close[j] = close[i - 1]
+        out_volume[j] = bucket_volume
+        j += 1
     return (
-        out_ts[:size].copy(),
-        out_open[:size].copy(),
-        out_high[:size].copy(),
-        out_low[:size].copy(),
-        out_close[:size].copy(),
-        out_volume[:size].copy(),
+        out_ts[:j].copy(),
+        out_open[:j].copy(),
+        out_high[:j].copy(),
+        out_low[:j].copy(),
+        out_close[:j].copy(),
+        out_volume[:j].copy(),
     )
 
 

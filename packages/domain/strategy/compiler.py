@@ -25,11 +25,9 @@ their own loop use ``with_parameters(values)`` and pass one ``SeriesCache`` to e
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from functools import cache, cached_property, partial
+from functools import cached_property, partial
 from typing import Any, cast
 
 import numpy as np
@@ -46,13 +44,7 @@ from packages.domain.strategy.bars import (
 )
 from packages.domain.strategy.canonical import copy_json
 from packages.domain.strategy.canonical import document_hash as hash_document
-from packages.domain.strategy.conditions import (
-    Condition,
-    FactorOperand,
-    compile_condition,
-    compile_operand,
-    factor_ids,
-)
+from packages.domain.strategy.conditions import Condition, FactorOperand, compile_condition, compile_operand
 from packages.domain.strategy.errors import StrategyValidationError
 from packages.domain.strategy.indicators import SOURCE_INPUT, IndicatorSpec, ParamValue, get_indicator
 from packages.domain.strategy.limits import DEFAULT_LIMITS, Limits
@@ -246,23 +238,6 @@ class CompiledStrategy:
         ]
 
     @cached_property
-    def _plan_requests(self) -> tuple[IndicatorRequest, ...]:
-        """The requests a plan evaluates: factors read by conditions or rotation, and the ATRs of
-        exits, orders and sizing. Factors shown only in charts are computed when first read."""
-        read: set[str] = set()
-        for side in self._sides:
-            read |= factor_ids(side.entry)
-            for rule in side.exits:
-                read |= factor_ids(rule.condition)
-        if self._rotation is not None:
-            read |= factor_ids(self._rotation.score)
-        factor_requests = {binding.request for binding in self.factors.values()}
-        read_requests = {self.factors[factor_id].request for factor_id in read}
-        return tuple(
-            request for request in self.requests if request not in factor_requests or request in read_requests
-        )
-
-    @cached_property
     def _parameter_space(self) -> ParameterSpace:
         # Symbols are not tunable and passed the symbol checker when this document was compiled.
         return ParameterSpace.of_valid_document(self.document, self._limits, _symbols_already_checked)
@@ -442,11 +417,6 @@ class _Compiler:
 DefinedRows = list[npt.NDArray[np.intp] | None]
 
 
-@cache
-def _indicator_pool() -> ThreadPoolExecutor:
-    return ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="indicators")
-
-
 def _derived_field(bars: BarsLike, name: str) -> FloatMatrix:
     if name == "hl2":
         return (bars.high + bars.low) / 2.0
@@ -597,34 +567,20 @@ class SeriesCache:
             self._timeframe_bars[timeframe] = universe_view(higher, source.symbols)
         return self._timeframe_bars[timeframe]
 
-    def _request_inputs(self, request: IndicatorRequest) -> tuple[BarsLike, DefinedRows | None]:
-        bars = self.bars_of(request.timeframe)
-        inputs = tuple(
-            request.source if name == SOURCE_INPUT and request.source else name
-            for name in request.spec.inputs
-        )
-        key = (request.timeframe, inputs)
-        if key not in self._defined and bars.index.shape[0]:
-            self._defined[key] = defined_rows([_derived_field(bars, name) for name in inputs])
-        return bars, self._defined.get(key)
-
     def request_outputs(self, request: IndicatorRequest) -> dict[str, FloatMatrix]:
         outputs = self._raw.get(request)
         if outputs is None:
-            outputs = compute_request(request, *self._request_inputs(request))
+            bars = self.bars_of(request.timeframe)
+            inputs = tuple(
+                request.source if name == SOURCE_INPUT and request.source else name
+                for name in request.spec.inputs
+            )
+            key = (request.timeframe, inputs)
+            if key not in self._defined and bars.index.shape[0]:
+                self._defined[key] = defined_rows([_derived_field(bars, name) for name in inputs])
+            outputs = compute_request(request, bars, self._defined.get(key))
             self._raw[request] = outputs
         return outputs
-
-    def prefetch(self, requests: Iterable[IndicatorRequest]) -> None:
-        """Compute the requests not cached yet side by side on the indicator threads (TA-Lib and the
-        numba kernels release the GIL, so independent indicators overlap)."""
-        missing = [request for request in dict.fromkeys(requests) if request not in self._raw]
-        if len(missing) < 2:
-            return
-        jobs = [(request, *self._request_inputs(request)) for request in missing]
-        computed = _indicator_pool().map(lambda job: compute_request(*job), jobs)
-        for request, outputs in zip(missing, computed, strict=True):
-            self._raw[request] = outputs
 
     def request_series(self, request: IndicatorRequest, output: str, offset: int) -> FloatMatrix:
         key = (request, output, offset)
@@ -745,7 +701,6 @@ class _PlanContext:
 
     def plan(self) -> StrategyPlan:
         strategy = self.strategy
-        self.cache.prefetch(strategy._plan_requests)
         sides = tuple(self.side_plan(side) for side in strategy._sides)
         rotation = None
         if strategy._rotation is not None:

@@ -20,7 +20,7 @@ Semantics at bar ``i`` (all values are those known at bar ``i``'s close):
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, fields, is_dataclass
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numba
@@ -88,17 +88,6 @@ class FactorOperand:
 
 
 Operand = Constant | FieldOperand | FactorOperand
-
-
-def factor_ids(node: object) -> set[str]:
-    """Ids of the factors a condition (or operand) reads, however deeply nested."""
-    if isinstance(node, FactorOperand):
-        return {node.factor_id}
-    if isinstance(node, tuple):
-        return set().union(*(factor_ids(item) for item in node))
-    if is_dataclass(node):
-        return set().union(*(factor_ids(getattr(node, f.name)) for f in fields(node)))
-    return set()
 
 
 def compile_operand(node: Any, outputs_of: Mapping[str, tuple[str, ...]]) -> Operand:

@@ -21,12 +21,14 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import fcntl
+import functools
 import hashlib
 import json
 import os
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -114,6 +116,11 @@ class WriteResult:
     @property
     def changed(self) -> bool:
         return bool(self.partitions_written)
+
+
+@functools.cache
+def _partition_pool() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="partitions")
 
 
 def bars_from_input(data: BarInput) -> Bars:
@@ -456,7 +463,12 @@ class ParquetBarStore:
         paths = self._partitions_in_range(info, start_ns, end_ns)
         if not paths:
             return Bars.empty()
-        bars = bars_from_input(pa.concat_tables([self._read_table(path) for path in paths]))
+        tables = (
+            [self._read_table(paths[0])]
+            if len(paths) == 1
+            else _partition_pool().map(self._read_table, paths)
+        )
+        bars = bars_from_input(pa.concat_tables(tables))
         return bars.between(start_ns, end_ns) if start_ns is not None or end_ns is not None else bars
 
     def _resample_range(
@@ -475,9 +487,12 @@ class ParquetBarStore:
                 bars = bars.between(start_ns, end_ns)
             return resample(bars, info.timeframe, target, calendar)
 
-        return merge_adjacent_buckets(
-            [resample_partition(path) for path in self._partitions_in_range(info, start_ns, end_ns)]
-        )
+        paths = self._partitions_in_range(info, start_ns, end_ns)
+        if len(paths) == 1:
+            return resample_partition(paths[0])
+        # Decoding and resampling release the GIL: partitions overlap, one resampling while the
+        # next decodes.
+        return merge_adjacent_buckets(list(_partition_pool().map(resample_partition, paths)))
 
     def base_for(
         self, market: Market | str, symbol: str, target: Timeframe | str, *, namespace: str = PUBLIC_NAMESPACE
