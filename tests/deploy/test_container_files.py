@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import json
-import shutil
-import subprocess
+import shlex
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -37,48 +34,71 @@ def test_dockerignore_keeps_secrets_and_local_state_out_of_the_image() -> None:
     assert {"env/.env.secrets", ".venv", "var", ".git"} <= ignored
 
 
-def _caddy_config() -> dict[str, Any]:
-    if shutil.which("caddy") is None:
-        pytest.skip("caddy is not installed on this machine")
-    result = subprocess.run(
-        ["caddy", "adapt", "--config", str(REPO_ROOT / "Caddyfile"), "--adapter", "caddyfile"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    config: dict[str, Any] = json.loads(result.stdout)
-    return config
+@dataclass
+class Block:
+    """One Caddyfile directive: its words and the directives of its ``{ ... }`` block."""
+
+    words: list[str]
+    children: list[Block] = field(default_factory=list)
+
+    def walk(self) -> Iterator[Block]:
+        yield self
+        for child in self.children:
+            yield from child.walk()
 
 
-def _walk(node: Any) -> list[dict[str, Any]]:
-    found: list[dict[str, Any]] = []
-    if isinstance(node, dict):
-        found.append(node)
-        for value in node.values():
-            found.extend(_walk(value))
-    elif isinstance(node, list):
-        for value in node:
-            found.extend(_walk(value))
-    return found
+def _caddyfile() -> list[Block]:
+    """The Caddyfile as nested directives (comments dropped, tabs or spaces, braces at line ends)."""
+    root = Block(["<root>"])
+    stack = [root]
+    for number, raw in enumerate((REPO_ROOT / "Caddyfile").read_text().splitlines(), 1):
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        if line == "}":
+            stack.pop()
+            assert stack, f"Caddyfile line {number}: unbalanced closing brace"
+            continue
+        opens = line.endswith("{")
+        block = Block(shlex.split(line.removesuffix("{").strip()))
+        stack[-1].children.append(block)
+        if opens:
+            stack.append(block)
+    assert len(stack) == 1, "Caddyfile: a block is never closed"
+    return root.children
 
 
 def test_caddyfile_routes_hosts_and_paths_to_the_right_ports() -> None:
-    config = _caddy_config()
-    routes = config["apps"]["http"]["servers"]["srv0"]["routes"]
-    by_host = {route["match"][0]["host"][0]: route for route in routes}
-    assert set(by_host) == {"api.minsyai.com", "mcp.minsyai.com", "flower.minsyai.com"}
+    sites = {site.words[0]: site for site in _caddyfile()}
+    assert set(sites) == {"api.minsyai.com", "mcp.minsyai.com", "flower.minsyai.com"}
 
-    def proxies(route: dict[str, Any]) -> list[dict[str, Any]]:
-        return [node for node in _walk(route) if node.get("handler") == "reverse_proxy"]
+    def proxies(site: Block) -> list[Block]:
+        return [block for block in site.walk() if block.words[0] == "reverse_proxy"]
 
-    def upstreams(route: dict[str, Any]) -> set[str]:
-        return {upstream["dial"] for proxy in proxies(route) for upstream in proxy["upstreams"]}
+    def upstreams(site: Block) -> set[str]:
+        return {word for proxy in proxies(site) for word in proxy.words[1:]}
 
-    assert upstreams(by_host["api.minsyai.com"]) == {"127.0.0.1:8000"}
-    assert upstreams(by_host["mcp.minsyai.com"]) == {"127.0.0.1:8110"}
-    assert upstreams(by_host["flower.minsyai.com"]) == {"127.0.0.1:5555"}
-    # The chat SSE stream is proxied without buffering (flush_interval -1).
-    assert any(proxy.get("flush_interval") == -1 for proxy in proxies(by_host["api.minsyai.com"]))
-    mcp_paths = {path for node in _walk(by_host["mcp.minsyai.com"]) for path in node.get("path", [])}
-    assert mcp_paths == {f"/{domain}/*" for domain in ("strategy", "backtest", "market", "stress", "trading")}
+    assert upstreams(sites["api.minsyai.com"]) == {"127.0.0.1:8000"}
+    assert upstreams(sites["mcp.minsyai.com"]) == {"127.0.0.1:8110"}
+    assert upstreams(sites["flower.minsyai.com"]) == {"127.0.0.1:5555"}
+
+    def flushes_at_once(proxy: Block) -> bool:
+        return any(child.words == ["flush_interval", "-1"] for child in proxy.children)
+
+    # The chat SSE stream is proxied without buffering, and so is MCP's streamable HTTP.
+    api = sites["api.minsyai.com"]
+    matchers = {block.words[0]: block.words[1:] for block in api.children if block.words[0].startswith("@")}
+    assert matchers["@chat_stream"] == ["path", "/api/v1/chat/*"]
+    chat = next(block for block in api.children if block.words == ["handle", "@chat_stream"])
+    assert all(flushes_at_once(proxy) for proxy in proxies(chat))
+    mcp = sites["mcp.minsyai.com"]
+    mcp_matchers = {
+        block.words[0]: block.words[1:] for block in mcp.children if block.words[0].startswith("@")
+    }
+    assert mcp_matchers["@mcp_domains"] == [
+        "path",
+        *(f"/{domain}/*" for domain in ("strategy", "backtest", "market", "stress", "trading")),
+    ]
+    assert all(flushes_at_once(proxy) for proxy in proxies(mcp))
+    fallback = next(block for block in mcp.children if block.words == ["handle"])
+    assert fallback.children[0].words == ["respond", "Not found", "404"]

@@ -158,7 +158,7 @@ class SymbolMappedProvider:
 
 
 # Our index symbols (see the packaged data's provenance) under Yahoo's tickers.
-_YAHOO_INDEX_TICKERS = {"SPX": "^GSPC", "NDX": "^IXIC"}
+_YAHOO_INDEX_TICKERS = {"SPX": "^GSPC", "IXIC": "^IXIC", "NDX": "^NDX"}
 
 
 def provider_symbol(provider: str, market: Market, symbol: str) -> str:

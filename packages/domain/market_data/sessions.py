@@ -130,11 +130,17 @@ class RegularHoursCalendar:
 
 @dataclass(frozen=True, slots=True)
 class RollingDayCalendar:
-    """Sessions running from ``boundary_hour`` local time to the same hour the next day, Sunday to Friday."""
+    """Sessions running from ``boundary_hour`` local time to the same hour the next day, Sunday to Friday.
+
+    ``closed_dates`` (month, day) are trading days the market does not hold: a weekday session ending
+    on such a date is not expected (so its absence is no gap), while bars a source still prints then
+    are kept.
+    """
 
     name: str
     timezone: str = NEW_YORK
     boundary_hour: int = 17
+    closed_dates: tuple[tuple[int, int], ...] = ()
 
     def assign(self, ts: Int64Array, source: Timeframe) -> SessionAssignment:
         if not source.is_intraday:
@@ -146,7 +152,15 @@ class RollingDayCalendar:
 
     def trading_days(self, first_day: int, last_day: int) -> Int64Array:
         days = np.arange(first_day, last_day + 1, dtype=np.int64)
-        return days[weekday(days) < 5]
+        days = days[weekday(days) < 5]
+        if not self.closed_dates or days.shape[0] == 0:
+            return days
+        closed = [
+            _date_to_day(dt.date(year, month, day))
+            for year in _years(int(days[0]), int(days[-1]))
+            for month, day in self.closed_dates
+        ]
+        return days[~np.isin(days, np.asarray(closed, dtype=np.int64))]
 
     def session_bounds(self, days: Int64Array) -> tuple[Int64Array, Int64Array]:
         boundary = self.boundary_hour * NS_PER_HOUR
@@ -157,7 +171,10 @@ class RollingDayCalendar:
 
 CRYPTO_CALENDAR = ContinuousCalendar()
 US_EQUITY_CALENDAR = RegularHoursCalendar()
-FOREX_CALENDAR = RollingDayCalendar(name="forex_17_new_york", boundary_hour=17)
+# The interbank market closes for Christmas Day and New Year's Day (thin quotes at most).
+FOREX_CALENDAR = RollingDayCalendar(
+    name="forex_17_new_york", boundary_hour=17, closed_dates=((12, 25), (1, 1))
+)
 # CME Globex trades from 18:00 to 17:00 New York time; the trading day starts after the daily break.
 FUTURES_CALENDAR = RollingDayCalendar(name="futures_18_new_york", boundary_hour=18)
 

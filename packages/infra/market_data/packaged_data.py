@@ -151,12 +151,12 @@ _SOURCES: tuple[_Source, ...] = (
         distribution="arch",
         relative_path="data/nasdaq/nasdaq.csv.gz",
         licence="arch package (NCSA); NASDAQ Composite index (^IXIC) daily data as shipped in arch.data",
-        loader=lambda path: _load_arch_index(path, "NDX"),
+        loader=lambda path: _load_arch_index(path, "IXIC"),
         market=Market.US_STOCKS,
         timeframe=Timeframe.D1,
         asset_class=AssetClass.INDEX,
-        note="index, source ticker ^IXIC: the NASDAQ Composite (registered as NDX), not the Nasdaq-100",
-        symbols=("NDX",),
+        note="index, source ticker ^IXIC (NASDAQ Composite, not the Nasdaq-100); not tradable directly",
+        symbols=("IXIC",),
     ),
 )
 

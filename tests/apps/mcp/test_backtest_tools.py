@@ -70,7 +70,7 @@ async def test_backtest_from_mcp_completes_and_reads_back(
             job = (await session.call_tool("get_backtest", {"backtest_id": job["id"]})).structured_content
         assert job["status"] == "succeeded", job
         summary = job["summary"]
-        assert summary["trades"] > 0 and summary["symbols"] == ["SPX", "NDX"]
+        assert summary["trades"] > 0 and summary["symbols"] == ["SPX", "IXIC"]
         assert {"total_return", "sharpe", "max_drawdown", "win_rate"} <= set(summary["key_metrics"])
         assert "metrics" not in job  # the compact form, not all metrics
 

@@ -1,7 +1,7 @@
 """Example strategies shipped as package data: the template library users and the model start from.
 
 Each ``<slug>.json`` file is a complete, valid document whose universe uses the offline data:
-US stocks AAPL, MSFT, IBM, GOOG (daily), the SPX and NDX indices (daily, market us_stocks) and
+US stocks AAPL, MSFT, IBM, GOOG (daily), the SPX and IXIC indices (daily, market us_stocks) and
 EURUSD (hourly). ``x-tags`` lists what each example demonstrates.
 """
 

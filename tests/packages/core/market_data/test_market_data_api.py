@@ -21,7 +21,7 @@ PACKAGED = {
     ("us_stocks", "IBM"),
     ("us_stocks", "GOOG"),
     ("us_stocks", "SPX"),
-    ("us_stocks", "NDX"),
+    ("us_stocks", "IXIC"),
     ("forex", "EURUSD"),
 }
 PANDAS_RULES = {

@@ -68,6 +68,24 @@ def test_forex_hourly_week_runs_sunday_17h_to_friday_17h_new_york() -> None:
     assert (local[-1].day_name(), local[-1].hour) == ("Friday", 16)
 
 
+def test_forex_is_closed_on_christmas_and_new_year_so_real_eurusd_shows_no_holiday_gaps() -> None:
+    from backtesting.test import EURUSD  # real hourly EURUSD, 2017-2018
+
+    stamps = pd.DatetimeIndex(EURUSD.index).tz_localize("UTC").as_unit("ns").asi8
+    start, end = to_ns("2017-12-18"), to_ns("2018-01-06")
+    # The sessions ending 17:00 New York on Mon 2017-12-25 and Mon 2018-01-01 are not held: the
+    # data has no bars then, and only the next session's first two hours on those UTC dates.
+    expected = expected_timestamps(FOREX_CALENDAR, Timeframe.H1, start, end)
+    closed = pd.to_datetime(expected, utc=True).tz_convert("America/New_York")
+    assert not any((d.month, d.day) in {(12, 25), (1, 1)} and d.hour < 17 for d in closed)
+    # From Mon 00:00 UTC (two hours into the week): 118 bars, then two weeks of 120 less a closed day.
+    assert len(expected) == 118 + (120 - 24) + (120 - 24)
+    assert detect_missing_ranges(FOREX_CALENDAR, Timeframe.H1, stamps, start, end) == []
+    # Bars a source prints on a closed day are kept (in session), never dropped.
+    on_christmas = stamps[(stamps >= to_ns("2017-12-25")) & (stamps < to_ns("2017-12-26"))]
+    assert FOREX_CALENDAR.assign(on_christmas, Timeframe.H1).in_session.all()
+
+
 def test_missing_ranges_group_consecutive_expected_bars() -> None:
     start, end = to_ns("2024-03-01"), to_ns("2024-03-02")
     expected = expected_timestamps(CRYPTO_CALENDAR, Timeframe.M5, start, end)

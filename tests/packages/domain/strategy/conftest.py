@@ -2,7 +2,7 @@
 
 - US stocks AAPL, MSFT, IBM, GOOG daily OHLCV (bokeh-sampledata, 2000-2013, not split-adjusted);
 - EURUSD hourly OHLCV (the CSV bundled with backtesting.py, 2017-2018);
-- S&P 500 (^GSPC, symbol SPX) and NASDAQ Composite (^IXIC, symbol NDX) daily (arch's data sets).
+- S&P 500 (^GSPC, symbol SPX) and NASDAQ Composite (^IXIC, symbol IXIC) daily (arch's data sets).
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ def _stock_frames() -> dict[str, pd.DataFrame]:
 @lru_cache(maxsize=1)
 def _index_frames() -> dict[str, pd.DataFrame]:
     frames = {}
-    for symbol, name in (("SPX", "sp500"), ("NDX", "nasdaq")):
+    for symbol, name in (("SPX", "sp500"), ("IXIC", "nasdaq")):
         path = resources.files("arch") / "data" / name / f"{name}.csv.gz"
         with resources.as_file(path) as file:
             frame = pd.read_csv(file)
@@ -78,7 +78,7 @@ def load_bars(symbols: Sequence[str]) -> BarMatrix:
     for symbol in symbols:
         if symbol == "EURUSD":
             frames[symbol] = _eurusd_frame()
-        elif symbol in ("SPX", "NDX"):
+        elif symbol in ("SPX", "IXIC"):
             frames[symbol] = _index_frames()[symbol]
         else:
             frames[symbol] = _stock_frames()[symbol]

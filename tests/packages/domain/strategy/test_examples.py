@@ -61,7 +61,7 @@ def test_examples_cover_families_and_features() -> None:
 
 
 def test_examples_use_the_offline_data_universe() -> None:
-    offline = {("us_stocks", s) for s in ("AAPL", "MSFT", "IBM", "GOOG", "SPX", "NDX")} | {
+    offline = {("us_stocks", s) for s in ("AAPL", "MSFT", "IBM", "GOOG", "SPX", "IXIC")} | {
         ("forex", "EURUSD")
     }
     for example in list_examples():

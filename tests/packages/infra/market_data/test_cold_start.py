@@ -38,7 +38,7 @@ def test_offline_cold_start_registers_real_packaged_data(cold_started: tuple) ->
     data_dir, catalog, events, report = cold_started
     assert report["ok"] and report["archives"][0]["status"] == "registered"
     entries = {(e.market, e.symbol, e.timeframe): e for e in catalog.list_datasets()}
-    assert {("us_stocks", s, "1d") for s in ("AAPL", "MSFT", "IBM", "GOOG", "SPX", "NDX")} | {
+    assert {("us_stocks", s, "1d") for s in ("AAPL", "MSFT", "IBM", "GOOG", "SPX", "IXIC")} | {
         ("forex", "EURUSD", "1h")
     } == set(entries)
     aapl = entries[("us_stocks", "AAPL", "1d")]
