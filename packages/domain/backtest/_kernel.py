@@ -25,8 +25,14 @@ Bar ``i`` is processed in time order:
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any, cast
+
 import numpy as np
-from numba import njit
+from llvmlite import ir
+from numba import njit, types
+from numba.core import cgutils
+from numba.extending import intrinsic
 
 # ---------------------------------------------------------------------------------------------
 # Codes and record layouts (re-exported by ``codes``). They live here, beside the kernels that freeze
@@ -233,6 +239,47 @@ _FALSE = np.bool_(False)
 _FIRST_SIDE = np.int64(0)
 
 INF = np.inf
+
+
+def _prefetch_intrinsic(typingctx, array, row, column):
+    """Start loading ``array[row, column]`` into cache; no effect on results (a prefetch never faults).
+
+    The quiet stretches stream close, high and low but not the open, so the next bar's open, read
+    when an order fills there, would otherwise be a cache miss on every fill.
+    """
+    signature = types.void(array, row, column)
+
+    def codegen(context, builder, sig, args):
+        array_type = sig.args[0]
+        view = context.make_array(array_type)(context, builder, args[0])
+        pointer = cgutils.get_item_pointer(context, builder, array_type, view, [args[1], args[2]])
+        byte_pointer = ir.IntType(8).as_pointer()
+        i32 = ir.IntType(32)
+        function = cgutils.get_or_insert_function(
+            builder.module,
+            ir.FunctionType(ir.VoidType(), [byte_pointer, i32, i32, i32]),
+            "llvm.prefetch.p0i8",
+        )
+        # read (0), keep in all cache levels (3), data cache (1)
+        builder.call(
+            function,
+            [
+                builder.bitcast(pointer, byte_pointer),
+                ir.Constant(i32, 0),
+                ir.Constant(i32, 3),
+                ir.Constant(i32, 1),
+            ],
+        )
+        return context.get_dummy_value()
+
+    return signature, codegen
+
+
+# Called from compiled code as _prefetch(array, row, column); the cast gives mypy that signature.
+_prefetch = cast(Callable[[Any, Any, Any], None], intrinsic(_prefetch_intrinsic))
+
+
+_OPEN_LOOKAHEAD = 64  # bars: far enough ahead for the load to land before the next fill reads it
 
 
 @njit(cache=True, error_model="numpy")
@@ -1083,6 +1130,7 @@ def run_bars(
                 cash = state_g[G_CASH]
                 if n_open == 0.0:
                     while i < limit and not (entries_possible and i >= warmup and entry_any[p, i]):
+                        _prefetch(open_, i + _OPEN_LOOKAHEAD, 0)
                         equity_out[i] = cash
                         cash_out[i] = cash
                         gross_out[i] = 0.0
@@ -1103,6 +1151,7 @@ def run_bars(
                     while i < limit:
                         if exit_any[p, i] or (entries_possible and i >= warmup and entry_any[p, i]):
                             break
+                        _prefetch(open_, i + _OPEN_LOOKAHEAD, held)
                         c = close[i, held]
                         if c == c:
                             h = high[i, held]
@@ -1191,6 +1240,12 @@ def run_bars(
                 state_g[G_CASH] = cash
                 if i >= stop:
                     break
+                if i + 1 < n_bars:
+                    # Bar i needs the full pass: an order decided now fills at the next open, where
+                    # the other side's signals are read again (the stretch only streamed one side's).
+                    _prefetch(open_, i + 1, 0)
+                    _prefetch(entry_any, p, i + 1)
+                    _prefetch(exit_any, p, i + 1)
         if state_g[G_N_QUEUED] > 0.0 or state_g[G_N_WATCHED] > 0.0 or state_g[G_N_WORKING] > 0.0:
             # 1a. The open: queued exits, gaps through stops/targets (and marks for sizing entries).
             for j in range(n_symbols):
@@ -2091,12 +2146,11 @@ def equity_metrics(
                 underwater = True
                 episodes += 1
                 episode_depth = 0.0
-            if dd < episode_depth:
-                episode_depth = dd
-            if peak - e > max_dd_cash:
-                max_dd_cash = peak - e
-            if dd < max_dd:
-                max_dd = dd
+            # Selects, not branches: a falling curve makes new lows at unpredictable bars.
+            episode_depth = dd if dd < episode_depth else episode_depth
+            loss = peak - e
+            max_dd_cash = loss if loss > max_dd_cash else max_dd_cash
+            max_dd = dd if dd < max_dd else max_dd
         drawdown_out[i] = dd
         sum_dd2 += dd * dd
         g = gross[i]
@@ -2105,8 +2159,7 @@ def equity_metrics(
             if e > 0.0:
                 lev = g / e
                 lev_sum += lev
-                if lev > lev_max:
-                    lev_max = lev
+                lev_max = lev if lev > lev_max else lev_max
     if underwater:
         if n - 1 - peak_bar > max_duration:
             max_duration = n - 1 - peak_bar
