@@ -23,10 +23,10 @@ import numpy.typing as npt
 from packages.core.backtests.artifacts import pack_artifacts
 from packages.core.backtests.snapshot_context import SNAPSHOT_SPAN_LIMIT, context_blobs
 from packages.core.errors import FieldError, ValidationFailed
-from packages.domain.backtest import _metrics_kernel as metrics_kernel
 from packages.domain.backtest.assumptions import ExecutionAssumptions
 from packages.domain.backtest.bars import UniverseBars
 from packages.domain.backtest.engine import BacktestCancelled, simulate
+from packages.domain.backtest.metrics import benchmark_comparison
 from packages.domain.backtest.result import BacktestResult, iso_times
 from packages.domain.backtest.serialization import JsonValue, canonical_json, to_jsonable
 from packages.domain.strategy.compiler import CompiledStrategy, compile_strategy
@@ -38,7 +38,6 @@ Progress = Callable[[float, str], None]
 CancelCheck = Callable[[], bool]
 
 # Metrics the engine computes against a benchmark close; recomputed against a requested benchmark.
-BENCHMARK_METRICS = ("benchmark_return", "alpha", "beta", "correlation", "information_ratio")
 _FEW_TRADES = 30
 
 
@@ -115,19 +114,8 @@ def _benchmark_block(
     result: BacktestResult, symbol: str, close: npt.NDArray[np.float64]
 ) -> dict[str, JsonValue]:
     """The engine's benchmark statistics, measured against ``close`` instead of the universe."""
-    values, _, _ = metrics_kernel.equity_metrics(
-        result.equity,
-        result.gross_exposure,
-        np.ascontiguousarray(close.reshape(-1, 1)),
-        result.index,
-        result.assumptions.initial_cash,
-        result.periods_per_year,
-        result.assumptions.risk_free_rate,
-        np.empty(result.index.shape[0]),
-    )
-    named = dict(zip(metrics_kernel.EQUITY_METRICS, values.tolist(), strict=True))
     block: dict[str, JsonValue] = {"symbol": symbol}
-    block.update({name: to_jsonable(named[name]) for name in BENCHMARK_METRICS})
+    block.update(benchmark_comparison(result, close))
     block["missing_bars"] = int(np.count_nonzero(~np.isfinite(close)))
     return block
 

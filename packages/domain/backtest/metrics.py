@@ -9,9 +9,10 @@ import numpy.typing as npt
 
 from packages.domain.backtest import _kernel as k
 from packages.domain.backtest._kernel import EQUITY_METRICS, TRADE_METRICS
-from packages.domain.backtest.result import MetricValue, iso_times
+from packages.domain.backtest.result import BacktestResult, MetricValue, iso_times
 
 _NS_PER_DAY = 86_400 * 1_000_000_000
+BENCHMARK_METRICS = ("benchmark_return", "alpha", "beta", "correlation", "information_ratio")
 
 COUNT_METRICS = frozenset(
     {
@@ -104,3 +105,20 @@ def assemble_metrics(
         }
     )
     return metrics
+
+
+def benchmark_comparison(result: BacktestResult, close: npt.NDArray[np.float64]) -> dict[str, MetricValue]:
+    """The result's benchmark metrics against a buy and hold of ``close`` (one price per bar of
+    ``result.index``, NaN where the benchmark has no bar) instead of the universe's own."""
+    values, _, _ = k.equity_metrics(
+        result.equity,
+        result.gross_exposure,
+        np.ascontiguousarray(np.asarray(close, dtype=np.float64).reshape(-1, 1)),
+        result.index,
+        result.assumptions.initial_cash,
+        result.periods_per_year,
+        result.assumptions.risk_free_rate,
+        np.empty(result.index.shape[0]),
+    )
+    named = dict(zip(EQUITY_METRICS, values.tolist(), strict=True))
+    return {name: _clean(name, named[name]) for name in BENCHMARK_METRICS}

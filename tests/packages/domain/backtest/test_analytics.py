@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from packages.domain.backtest._metrics_kernel import minmax_downsample
+from packages.domain.backtest._kernel import minmax_downsample
 from packages.domain.backtest.analytics import (
     VIEWS,
     analysis_view,

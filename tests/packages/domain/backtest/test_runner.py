@@ -12,6 +12,7 @@ import pytest
 from packages.domain.backtest.assumptions import ExecutionAssumptions
 from packages.domain.backtest.bars import UniverseBars
 from packages.domain.backtest.engine import simulate
+from packages.domain.backtest.metrics import BENCHMARK_METRICS, benchmark_comparison
 from packages.domain.backtest.runner import run_backtest, sweep_backtest
 from packages.domain.strategy.errors import StrategyValidationError
 from tests.packages.domain.backtest.kit import stock_bars
@@ -92,3 +93,16 @@ def test_document_sweep_matches_single_runs(stocks) -> None:
         single = run_backtest(tweaked, bars).result
         assert sweep.metric("final_equity")[k] == pytest.approx(single.metrics["final_equity"], rel=1e-12)
         assert sweep.metric("trades")[k] == single.metrics["trades"]
+
+
+def test_benchmark_comparison_against_another_series(stocks) -> None:
+    run = run_backtest(example("sma_crossover_trend"), stock_bars(stocks, ["AAPL"]), ExecutionAssumptions())
+    result = run.result
+    # Against the universe's own close it reproduces the result's benchmark metrics ...
+    own = benchmark_comparison(result, run.bars.close[:, 0])
+    assert own == {name: result.metrics[name] for name in BENCHMARK_METRICS}
+    # ... and against another symbol it measures that one's buy and hold.
+    msft = stock_bars(stocks, ["AAPL", "MSFT"]).select(("MSFT",)).close[:, 0]
+    other = benchmark_comparison(result, msft)
+    assert other["benchmark_return"] == pytest.approx(msft[-1] / msft[0] - 1, rel=1e-12)
+    assert other["beta"] != own["beta"]
