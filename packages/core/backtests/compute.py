@@ -37,7 +37,6 @@ from packages.domain.strategy.vocabulary import DSL_VERSION
 Progress = Callable[[float, str], None]
 CancelCheck = Callable[[], bool]
 
-# Metrics the engine computes against a benchmark close; recomputed against a requested benchmark.
 _FEW_TRADES = 30
 
 

@@ -2107,9 +2107,6 @@ def equity_metrics(
     ends, n_periods = _period_ends(index, intraday)
     # Pass over bars: drawdowns and exposure.
     peak = initial_cash
-    # The reciprocal changes only at a new peak: a multiply per bar instead of a division (which
-    # would bound this loop's speed), at the cost of at most one ulp in each drawdown.
-    inverse_peak = 1.0 / peak if peak > 0.0 else 0.0
     peak_bar = -1
     sum_dd2 = 0.0
     max_dd = 0.0
@@ -2137,11 +2134,10 @@ def equity_metrics(
                 depth_sum += episode_depth
                 underwater = False
             peak = e
-            inverse_peak = 1.0 / peak if peak > 0.0 else 0.0
             peak_bar = i
             dd = 0.0
         else:
-            dd = e * inverse_peak - 1.0 if peak > 0.0 else -1.0
+            dd = e / peak - 1.0 if peak > 0.0 else -1.0
             if not underwater:
                 underwater = True
                 episodes += 1

@@ -44,6 +44,11 @@ def _side_pool() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=2, thread_name_prefix="backtest-side")
 
 
+# A forked child (a Celery prefork pool process) inherits the pool object but none of its threads:
+# it must build its own.
+os.register_at_fork(after_in_child=_side_pool.cache_clear)
+
+
 class BacktestCancelled(Exception):
     """The cancellation hook asked the run to stop."""
 

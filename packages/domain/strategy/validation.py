@@ -209,8 +209,11 @@ def _json_type(value: Any) -> str:
 
 
 def _schema_issues(document: Any, limits: Limits) -> list[ValidationIssue]:
-    if _fast_validator(limits).is_valid(document):
-        return []
+    try:
+        if _fast_validator(limits).is_valid(document):
+            return []
+    except (ValueError, UnicodeError):
+        pass  # values the compiled validator cannot take (lone surrogates, numpy scalars): ask the reference
     issues: list[ValidationIssue] = []
     seen: set[tuple[ErrorCode, str]] = set()
     for error in _validator(limits).iter_errors(document):

@@ -123,6 +123,11 @@ def _partition_pool() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="partitions")
 
 
+# A forked child (a Celery prefork pool process) inherits the pool object but none of its threads:
+# it must build its own.
+os.register_at_fork(after_in_child=_partition_pool.cache_clear)
+
+
 def bars_from_input(data: BarInput) -> Bars:
     """Normalise a ``Bars``, Arrow table or mapping of columns (``ts`` as int64 ns or datetime64)."""
     if isinstance(data, Bars):

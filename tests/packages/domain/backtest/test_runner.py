@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import multiprocessing
 from importlib import resources
 
 import numpy as np
@@ -106,3 +107,26 @@ def test_benchmark_comparison_against_another_series(stocks) -> None:
     other = benchmark_comparison(result, msft)
     assert other["benchmark_return"] == pytest.approx(msft[-1] / msft[0] - 1, rel=1e-12)
     assert other["beta"] != own["beta"]
+
+
+def _result_bytes_in_child(document: dict, bars: UniverseBars, out: multiprocessing.Queue) -> None:
+    out.put(run_backtest(document, bars, ExecutionAssumptions()).result.to_json_bytes())
+
+
+def test_a_forked_child_runs_backtests_after_its_parent_did(stocks) -> None:
+    # The CPU worker warms up in its parent process, then forks its pool processes: the shared side
+    # threads of the parent do not exist in a child, which must start its own instead of waiting forever.
+    document = example("sma_crossover_trend")
+    bars = stock_bars(stocks, ["AAPL"])
+    in_parent = run_backtest(document, bars, ExecutionAssumptions()).result.to_json_bytes()
+    context = multiprocessing.get_context("fork")
+    out = context.Queue()
+    child = context.Process(target=_result_bytes_in_child, args=(document, bars, out))
+    child.start()
+    try:
+        assert out.get(timeout=60) == in_parent
+    finally:
+        child.join(timeout=10)
+        if child.is_alive():
+            child.kill()
+    assert child.exitcode == 0

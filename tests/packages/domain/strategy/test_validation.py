@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 import jsonpatch
+import numpy as np
 import pytest
 
 from packages.domain.strategy.errors import ERROR_CODE_MEANINGS, ErrorCode
@@ -636,3 +637,13 @@ def test_every_example_is_valid(slug: str) -> None:
 
 def test_client_annotations_are_allowed_at_the_root() -> None:
     assert validate_strategy({**BASE, "x-ui": {"colour": "blue"}}) == []
+
+
+def test_values_the_compiled_validator_cannot_take_are_still_judged() -> None:
+    # A lone surrogate survives json.loads; numpy scalars come from Python callers. Neither may raise.
+    surrogate_key = json.loads('{"x-\\udc80": 1}')
+    assert validate_strategy({**BASE, **surrogate_key}) == []
+    as_numpy, as_float = copy.deepcopy(BASE), copy.deepcopy(BASE)
+    as_numpy["factors"][0]["params"]["period"] = np.float64(12.0)
+    as_float["factors"][0]["params"]["period"] = 12.0
+    assert validate_strategy(as_numpy) == validate_strategy(as_float) == []

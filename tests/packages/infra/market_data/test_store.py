@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import multiprocessing
 from pathlib import Path
 
 import numpy as np
@@ -136,3 +137,26 @@ def test_namespaces_isolate_private_datasets(store: ParquetBarStore) -> None:
         store.read_base("us_stocks", "MYDATA", "1m", namespace="user-2")
     assert store.delete("us_stocks", "MYDATA", "1m", namespace="user-1")
     assert store.list_symbols(namespace="user-1") == []
+
+
+def _hourly_close_in_child(root: Path, out: multiprocessing.Queue) -> None:
+    bars = ParquetBarStore(root).read("crypto", "BTC/USDT", "1h", use_cache=False)
+    out.put(bars.close.tolist())
+
+
+def test_a_forked_child_reads_partitions_after_its_parent_did(store: ParquetBarStore) -> None:
+    # Partitions are read on shared threads; a forked worker process inherits none of the parent's
+    # threads and must start its own instead of waiting forever.
+    store.write("crypto", "BTC/USDT", "1m", synthetic_minutes("2023-12-31 22:00", 6 * 60))
+    in_parent = store.read("crypto", "BTC/USDT", "1h", use_cache=False).close.tolist()
+    context = multiprocessing.get_context("fork")
+    out = context.Queue()
+    child = context.Process(target=_hourly_close_in_child, args=(store.root, out))
+    child.start()
+    try:
+        assert out.get(timeout=60) == in_parent
+    finally:
+        child.join(timeout=10)
+        if child.is_alive():
+            child.kill()
+    assert child.exitcode == 0
