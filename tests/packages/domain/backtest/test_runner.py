@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
-import subprocess
-import sys
 from importlib import resources
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,8 +16,7 @@ from packages.domain.backtest.metrics import BENCHMARK_METRICS, benchmark_compar
 from packages.domain.backtest.runner import run_backtest, sweep_backtest
 from packages.domain.strategy.errors import StrategyValidationError
 from tests.packages.domain.backtest.kit import stock_bars
-
-REPO_ROOT = Path(__file__).resolve().parents[4]
+from tests.support.forking import assert_forked_child_agrees
 
 
 def example(name: str) -> dict:
@@ -113,45 +109,20 @@ def test_benchmark_comparison_against_another_series(stocks) -> None:
     assert other["beta"] != own["beta"]
 
 
-FORKED_BACKTEST = """
-import hashlib, json, os
-from importlib import resources
-from packages.domain.backtest.assumptions import ExecutionAssumptions
-from packages.domain.backtest.runner import run_backtest
-from tests.packages.domain.backtest.kit import stock_bars, stocks_frame
-
-document = json.loads(
-    (resources.files("packages.domain.strategy") / "examples" / "sma_crossover_trend.json").read_text()
-)
-bars = stock_bars(stocks_frame(), ["AAPL"])
-
-def result_digest():
-    result = run_backtest(document, bars, ExecutionAssumptions()).result
-    return hashlib.sha256(result.to_json_bytes()).hexdigest()
-
-in_parent = result_digest()
-read_end, write_end = os.pipe()
-pid = os.fork()
-if pid == 0:
-    os.write(write_end, json.dumps(result_digest() == in_parent).encode())
-    os._exit(0)
-os.close(write_end)
-print(os.read(read_end, 64).decode())
-os.waitpid(pid, 0)
-"""
-
-
 def test_a_forked_child_runs_backtests_after_its_parent_did() -> None:
     # The CPU worker warms up in its parent process, then forks its pool processes: the shared side
-    # threads of the parent do not exist in a child, which must start its own instead of waiting
-    # forever. A fresh interpreter plays the worker, so no test-process thread is forked.
-    completed = subprocess.run(
-        [sys.executable, "-c", FORKED_BACKTEST],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
+    # threads of the parent do not exist in a child, which must start its own instead of waiting.
+    assert_forked_child_agrees(
+        """
+        import hashlib, json
+        from importlib import resources
+        from packages.domain.backtest.assumptions import ExecutionAssumptions
+        from packages.domain.backtest.runner import run_backtest
+        from tests.packages.domain.backtest.kit import stock_bars, stocks_frame
+
+        examples = resources.files("packages.domain.strategy") / "examples"
+        document = json.loads((examples / "sma_crossover_trend.json").read_text())
+        bars = stock_bars(stocks_frame(), ["AAPL"])
+        """,
+        "hashlib.sha256(run_backtest(document, bars, ExecutionAssumptions()).result.to_json_bytes()).hexdigest()",
     )
-    assert completed.returncode == 0, completed.stderr
-    assert completed.stdout.strip() == "true"

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,8 +13,7 @@ from packages.domain.market_data.bars import NS_PER_MINUTE, Bars, Timeframe
 from packages.domain.market_data.resample import TimeframeNotServable, resample
 from packages.domain.market_data.sessions import CRYPTO_CALENDAR, FOREX_CALENDAR
 from packages.infra.market_data.store import DatasetNotFound, ParquetBarStore
-
-REPO_ROOT = Path(__file__).resolve().parents[4]
+from tests.support.forking import assert_forked_child_agrees
 
 
 def synthetic_minutes(start: str, minutes: int, seed: int = 1) -> Bars:
@@ -142,37 +139,13 @@ def test_namespaces_isolate_private_datasets(store: ParquetBarStore) -> None:
     assert store.list_symbols(namespace="user-1") == []
 
 
-FORKED_READ = """
-import json, os, sys
-from packages.infra.market_data.store import ParquetBarStore
-
-def hourly_close():
-    return ParquetBarStore(sys.argv[1]).read("crypto", "BTC/USDT", "1h", use_cache=False).close.tolist()
-
-in_parent = hourly_close()
-read_end, write_end = os.pipe()
-pid = os.fork()
-if pid == 0:
-    os.write(write_end, json.dumps(hourly_close() == in_parent).encode())
-    os._exit(0)
-os.close(write_end)
-print(os.read(read_end, 64).decode())
-os.waitpid(pid, 0)
-"""
-
-
 def test_a_forked_child_reads_partitions_after_its_parent_did(store: ParquetBarStore) -> None:
-    # Partitions are read on shared threads. A prefork worker reads in its parent (warm-up), then
-    # forks: the child inherits none of those threads and must start its own instead of waiting
-    # forever. A fresh interpreter plays the worker, so no test-process thread is forked.
+    # Partitions are read on shared threads: a prefork worker that read in its parent (warm-up)
+    # must not leave its children waiting on threads they did not inherit.
     store.write("crypto", "BTC/USDT", "1m", synthetic_minutes("2023-12-31 22:00", 6 * 60))
-    completed = subprocess.run(
-        [sys.executable, "-c", FORKED_READ, str(store.root)],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+    assert_forked_child_agrees(
+        "from packages.infra.market_data.store import ParquetBarStore",
+        'ParquetBarStore(sys.argv[1]).read("crypto", "BTC/USDT", "1h", use_cache=False).close.tolist()',
+        str(store.root),
+        timeout_s=120,
     )
-    assert completed.returncode == 0, completed.stderr
-    assert completed.stdout.strip() == "true"
