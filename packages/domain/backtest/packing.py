@@ -74,26 +74,6 @@ class PackedPlans:
     def n_plans(self) -> int:
         return int(self.port_i.shape[0])
 
-    def slice(self, start: int, stop: int) -> PackedPlans:
-        """Plans ``start:stop`` (views, no copies)."""
-        return PackedPlans(
-            entries=self.entries[start:stop],
-            order_price=self.order_price[start:stop],
-            sizing_ref=self.sizing_ref[start:stop],
-            sig_stack=self.sig_stack[start:stop],
-            dist_stack=self.dist_stack[start:stop],
-            rot_score=self.rot_score[start:stop],
-            entry_any=self.entry_any[start:stop],
-            exit_any=self.exit_any[start:stop],
-            side_i=self.side_i,
-            side_f=self.side_f[start:stop],
-            exit_i=self.exit_i,
-            exit_f=self.exit_f[start:stop],
-            port_i=self.port_i[start:stop],
-            exit_rules=self.exit_rules,
-            side_names=self.side_names,
-        )
-
 
 def readonly(array: npt.NDArray[np.generic]) -> npt.NDArray[Any]:
     """A C-contiguous, non-writeable view (copy only if needed) so every call compiles to one signature."""
