@@ -1,8 +1,10 @@
-"""Every error leaves the API as RFC 9457 problem+json with the request id."""
+"""Every error leaves the API as RFC 9457 problem+json with the request id.
+
+Unexpected exceptions become a 500 problem in ``RequestContextMiddleware``, which keeps the connection
+open and the request id on the answer."""
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -12,8 +14,6 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from packages.core.errors import AppError
 from packages.core.http.problems import PROBLEM_MEDIA_TYPE, problem_body
-
-log = logging.getLogger("minsy.api.errors")
 
 _HTTP_CODES = {
     400: ("bad_request", "Bad request"),
@@ -118,19 +118,7 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
-async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-    log.exception("unhandled error", exc_info=exc)
-    return _problem(
-        request,
-        status=500,
-        code="internal_error",
-        title="Internal server error",
-        detail="Something went wrong on our side; the request id identifies it in our logs.",
-    )
-
-
 def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(AppError, _app_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
-    app.add_exception_handler(Exception, _unexpected)

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI, Response
+from fastapi_offline import FastAPIOffline
 
 from apps.api.errors import install_problem_handlers
 from apps.api.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
@@ -37,7 +38,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             await resources.close()
 
-    app = FastAPI(
+    # Swagger UI is served from assets installed with the package, not a CDN, so the
+    # docs work offline.
+    app = FastAPIOffline(
         title="Minsy API",
         version=APP_VERSION,
         summary="AI-driven quantitative-strategy platform: chat, strategies, backtests, stress tests, paper trading.",
@@ -45,6 +48,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         openapi_url=f"{API_PREFIX}/openapi.json",
         docs_url=f"{API_PREFIX}/docs",
         redoc_url=None,
+        static_url=f"{API_PREFIX}/docs-assets",
+        swagger_ui_oauth2_redirect_url=f"{API_PREFIX}/docs/oauth2-redirect",
     )
     install_problem_handlers(app)
     app.add_middleware(

@@ -34,14 +34,31 @@ class RequestContextMiddleware:
         started = time.perf_counter()
         status_holder = {"status": 500}
 
+        response_started = False
+
         async def send_with_id(message: Message) -> None:
+            nonlocal response_started
             if message["type"] == "http.response.start":
+                response_started = True
                 status_holder["status"] = message["status"]
                 message.setdefault("headers", []).append((b"x-request-id", request_id.encode()))
             await send(message)
 
         try:
             await self.app(scope, receive, send_with_id)
+        except Exception:
+            # Answered here rather than by Starlette's outermost error middleware, which re-raises
+            # to the server: uvicorn then drops the keep-alive connection, and that answer would
+            # also miss the request id.
+            log.exception("unhandled error", extra={"path": scope["path"]})
+            status_holder["status"] = 500
+            if response_started:
+                # Headers are out (a stream broke midway): end the body cleanly instead.
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+            else:
+                start, body = _internal_error(scope, request_id)
+                await send_with_id(start)
+                await send(body)
         finally:
             elapsed = time.perf_counter() - started
             route = _route_template(scope)
@@ -57,6 +74,29 @@ class RequestContextMiddleware:
             )
             user_id_var.reset(user_token)
             request_id_var.reset(token)
+
+
+def _internal_error(scope: Scope, request_id: str) -> tuple[Message, Message]:
+    """The 500 problem+json as the two ASGI messages that send it."""
+    payload = json.dumps(
+        problem_body(
+            status=500,
+            code="internal_error",
+            title="Internal server error",
+            detail="Something went wrong on our side; the request id identifies it in our logs.",
+            instance=scope["path"],
+            request_id=request_id,
+        )
+    ).encode()
+    start: Message = {
+        "type": "http.response.start",
+        "status": 500,
+        "headers": [
+            (b"content-type", PROBLEM_MEDIA_TYPE.encode()),
+            (b"content-length", str(len(payload)).encode()),
+        ],
+    }
+    return start, {"type": "http.response.body", "body": payload}
 
 
 def _route_template(scope: Scope) -> str:
