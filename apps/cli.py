@@ -498,7 +498,7 @@ def _print_banner(prefixer: LogPrefixer, settings: Settings, infra: Infrastructu
     mcp = f"http://{_connect_host(settings.mcp.host)}:{settings.mcp.port}"
     rows = [
         ("API", api),
-        ("API docs", f"{api}/docs"),
+        ("API docs", f"{api}/api/v1/docs"),
         ("Health", f"{api}/api/v1/health"),
         ("Status", f"{api}/api/v1/status"),
         *((f"MCP {domain}", f"{mcp}/{domain}/mcp") for domain in MCP_DOMAINS),
