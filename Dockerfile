@@ -35,4 +35,9 @@ RUN useradd --system --create-home --uid 10001 minsy \
 USER minsy
 
 EXPOSE 8000 8110
-CMD ["uvicorn", "apps.api.main:app", "--host", "0.0.0.0", "--port", "8000"]
+# In a container the servers listen on every interface (the env files' dev default is 127.0.0.1).
+ENV API_HOST=0.0.0.0 \
+    MCP_HOST=0.0.0.0
+# `minsy serve` execs uvicorn with the flags of the settings; X-Forwarded-For is believed only from
+# the proxies in API_TRUSTED_PROXIES (none by default).
+CMD ["minsy", "serve", "api"]

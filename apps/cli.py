@@ -5,6 +5,7 @@
     minsy stop                stop embedded servers left running in the data folder
     minsy migrate             alembic upgrade head (creating the database if missing)
     minsy api | mcp | beat    one service (with PostgreSQL + Redis resolved the same way)
+    minsy serve api|mcp       exec the API or MCP server alone, on the configured servers (containers)
     minsy worker --kind cpu|io
     minsy status              GET /api/v1/status, pretty-printed
     minsy market-data ensure|status|import FILE ...
@@ -327,13 +328,21 @@ def child_environment(settings: Settings, infra: Infrastructure, service: str) -
     return env
 
 
-def _uvicorn(app: str, host: str, port: int, log_level: str) -> list[str]:
+def uvicorn_argv(service: str, settings: Settings) -> list[str]:
+    """The server command of ``api`` or ``mcp``: the same for `minsy up`, `minsy api|mcp` and `minsy serve`."""
+    app, group = (
+        ("apps.api.main:app", settings.api) if service == "api" else ("apps.mcp.main:app", settings.mcp)
+    )
+    proxies = settings.api.trusted_proxies
     return [
         sys.executable, "-m", "uvicorn", app,
-        "--host", host, "--port", str(port),
-        "--log-level", log_level.lower(),
+        "--host", group.host, "--port", str(group.port),
+        "--log-level", settings.runtime.log_level.lower(),
         # Open SSE streams would otherwise hold a shutdown until the launcher's KILL.
         "--timeout-graceful-shutdown", "10",
+        # uvicorn believes X-Forwarded-For from 127.0.0.1 unless told otherwise; anyone reaching the
+        # port from this machine could then pick the client address the rate limits count by.
+        *(["--proxy-headers", "--forwarded-allow-ips", ",".join(proxies)] if proxies else ["--no-proxy-headers"]),
     ]  # fmt: skip
 
 
@@ -342,7 +351,7 @@ def mcp_spec(infra: Infrastructure) -> ServiceSpec:
     probe = f"http://{_connect_host(settings.mcp.host)}:{settings.mcp.port}/{MCP_DOMAINS[0]}/mcp"
     return ServiceSpec(
         name="mcp",
-        argv=_uvicorn("apps.mcp.main:app", settings.mcp.host, settings.mcp.port, settings.runtime.log_level),
+        argv=uvicorn_argv("mcp", settings),
         env=child_environment(settings, infra, "mcp"),
         # Any HTTP answer (a bare GET gets 4xx from an MCP endpoint) means the server is serving.
         ready=lambda: http_ok(probe, any_status=True),
@@ -355,7 +364,7 @@ def api_spec(infra: Infrastructure) -> ServiceSpec:
     probe = f"http://{_connect_host(settings.api.host)}:{settings.api.port}/api/v1/health"
     return ServiceSpec(
         name="api",
-        argv=_uvicorn("apps.api.main:app", settings.api.host, settings.api.port, settings.runtime.log_level),
+        argv=uvicorn_argv("api", settings),
         env=child_environment(settings, infra, "api"),
         ready=lambda: http_ok(probe),
         ready_label=probe,
@@ -554,6 +563,23 @@ def _api(_args: argparse.Namespace) -> int:
 @command("mcp", "run the MCP server (five domains on one port)")
 def _mcp(_args: argparse.Namespace) -> int:
     return _run_services(lambda infra: [mcp_spec(infra)], migrate=False, banner=False)
+
+
+def _serve_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("service", choices=("api", "mcp"))
+
+
+@command(
+    "serve",
+    "replace this process with the API or MCP server on the configured servers (for containers)",
+    _serve_arguments,
+)
+def _serve(args: argparse.Namespace) -> int:
+    settings = load_settings(args.service)
+    argv = uvicorn_argv(args.service, settings)
+    env = {**os.environ, "MINSY_SERVICE": args.service, "PYTHONUNBUFFERED": "1"}
+    # exec: the container's stop signal reaches uvicorn itself.
+    os.execve(argv[0], argv, env)
 
 
 def _worker_arguments(parser: argparse.ArgumentParser) -> None:

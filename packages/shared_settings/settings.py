@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import ipaddress
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 from urllib.parse import quote
@@ -10,6 +11,7 @@ from urllib.parse import quote
 from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from packages.shared_settings.dev_secrets import dev_secrets_file, load_or_create_dev_secrets
 from packages.shared_settings.loader import REPO_ROOT, EnvLayout, SettingsError, resolve_env_layout
 
 # Values that mean "nobody set this yet"; prod refuses to start with any of them.
@@ -93,17 +95,18 @@ class RedisSettings(_Group):
 
 
 class AuthSettings(_Group):
-    secret_key: SecretStr = Field(default=SecretStr("dev-insecure-secret-key-change-me"), alias="SECRET_KEY")
+    # No default values: the dev profile generates them per data folder (dev_secrets.py), prod
+    # refuses to start without real ones.
+    secret_key: SecretStr = Field(default=SecretStr(""), alias="SECRET_KEY")
     access_token_minutes: int = Field(default=30, alias="ACCESS_TOKEN_MINUTES")
     refresh_token_days: int = Field(default=14, alias="REFRESH_TOKEN_DAYS")
-    mcp_token_secret: SecretStr = Field(
-        default=SecretStr("dev-insecure-mcp-secret-change-me"), alias="MCP_CONTEXT_SECRET"
-    )
+    mcp_token_secret: SecretStr = Field(default=SecretStr(""), alias="MCP_CONTEXT_SECRET")
     mcp_token_minutes: int = Field(default=15, alias="MCP_TOKEN_MINUTES")
     mcp_token_max_minutes: int = Field(default=24 * 60, alias="MCP_TOKEN_MAX_MINUTES")
     issuer: str = Field(default="minsy", alias="JWT_ISSUER")
-    # Login/registration attempts per client address (and per email for logins) per minute.
-    attempts_per_minute: int = Field(default=20, alias="AUTH_ATTEMPTS_PER_MINUTE")
+    # Attempts per minute, counted separately per client address and per email: login and register
+    # (both counters), refresh (client address only).
+    attempts_per_minute: int = Field(default=20, ge=1, alias="AUTH_ATTEMPTS_PER_MINUTE")
 
 
 class ApiSettings(_Group):
@@ -113,6 +116,28 @@ class ApiSettings(_Group):
     upload_max_bytes: int = Field(default=64 * 1_048_576, alias="API_UPLOAD_MAX_BYTES")
     cors_origins: list[str] = Field(default_factory=list, alias="API_CORS_ORIGINS")
     public_url_override: str | None = Field(default=None, alias="API_PUBLIC_URL")
+    # Reverse proxies (IP addresses or networks, comma separated) whose X-Forwarded-For and
+    # X-Forwarded-Proto headers are believed. Empty: none, the TCP peer is the client.
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list, alias="API_TRUSTED_PROXIES")
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _split_proxies(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _check_proxies(cls, value: list[str]) -> list[str]:
+        for item in value:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"API_TRUSTED_PROXIES entry {item!r} is not an IP address or network (e.g. 10.0.0.0/8)"
+                ) from None
+        return value
 
     @property
     def public_url(self) -> str:
@@ -157,6 +182,9 @@ class CelerySettings(_Group):
     job_stale_after_s: float = Field(default=30.0, alias="JOB_STALE_AFTER_S")
     job_max_attempts: int = Field(default=3, alias="JOB_MAX_ATTEMPTS")
     stale_job_sweep_s: float = Field(default=30.0, alias="STALE_JOB_SWEEP_S")
+    # The outbox relay (in beat) publishes what the fast path could not, this often.
+    outbox_relay_interval_s: float = Field(default=1.0, gt=0, alias="OUTBOX_RELAY_INTERVAL_S")
+    outbox_keep_published_h: float = Field(default=24.0, gt=0, alias="OUTBOX_KEEP_PUBLISHED_H")
 
 
 class StrategySettings(_Group):
@@ -233,6 +261,9 @@ class MarketDataSettings(_Group):
     max_range_bars: int = Field(default=2_000_000, ge=1, alias="MARKET_DATA_MAX_RANGE_BARS")
     max_sync_chunks: int = Field(default=500, ge=1, alias="MARKET_DATA_MAX_SYNC_CHUNKS")
     resample_cache_mb: int = Field(default=256, ge=0, alias="MARKET_DATA_RESAMPLE_CACHE_MB")
+    # Imported files with more columns are refused from their header, before parsing (which costs
+    # time per column); a bar file needs six.
+    import_max_columns: int = Field(default=64, ge=6, alias="MARKET_DATA_IMPORT_MAX_COLUMNS")
 
     @field_validator("data_dir")
     @classmethod
@@ -279,8 +310,8 @@ _GROUPS: dict[str, type[_Group]] = {
     "market_data": MarketDataSettings,
 }
 
-# Secrets that must be real in prod: (group, field, env name).
-_REQUIRED_PROD_SECRETS = (
+# Signing secrets: (group, field, env name). Prod requires real values; dev generates missing ones.
+_REQUIRED_SECRETS = (
     ("auth", "secret_key", "SECRET_KEY"),
     ("auth", "mcp_token_secret", "MCP_CONTEXT_SECRET"),
 )
@@ -329,13 +360,36 @@ class Settings:
             setattr(self, name, group(_env_file=env_files, **overrides))
         if layout.profile == "prod":
             self._refuse_placeholder_secrets()
+        else:
+            self._fill_in_dev_secrets()
 
-    def _refuse_placeholder_secrets(self) -> None:
-        bad = [
-            env_name
-            for group, field, env_name in _REQUIRED_PROD_SECRETS
+    def _unset_secrets(self) -> list[tuple[str, str, str]]:
+        return [
+            (group, field, env_name)
+            for group, field, env_name in _REQUIRED_SECRETS
             if _is_placeholder(getattr(getattr(self, group), field).get_secret_value())
         ]
+
+    def _fill_in_dev_secrets(self) -> None:
+        """Missing or placeholder secrets become the random ones of this data folder."""
+        unset = self._unset_secrets()
+        if not unset:
+            return
+        try:
+            generated = load_or_create_dev_secrets(self.runtime.data_dir, [env for _, _, env in unset])
+        except OSError as error:
+            raise SettingsError(
+                f"Cannot keep the generated dev secrets in {dev_secrets_file(self.runtime.data_dir)} "
+                f"({error}); make MINSY_DATA_DIR writable or set "
+                + ", ".join(env for _, _, env in unset)
+                + " in env/.env.secrets."
+            ) from error
+        for group, field, env_name in unset:
+            updated = getattr(self, group).model_copy(update={field: SecretStr(generated[env_name])})
+            setattr(self, group, updated)
+
+    def _refuse_placeholder_secrets(self) -> None:
+        bad = [env_name for _, _, env_name in self._unset_secrets()]
         if bad:
             raise SettingsError(
                 "Profile 'prod' refuses missing or placeholder secrets: "

@@ -13,15 +13,19 @@ import sys
 import textwrap
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
+from pydantic import ValidationError
 
 from apps import cli
 from packages.infra.allocator import ALLOCATOR_ENV_VAR, ALLOCATOR_TUNABLES
 from packages.infra.embedded import ResolvedService
 from packages.infra.embedded._common import find_free_port, pid_alive
+from tests.support.stack import free_port, wait_until
 
 REPO_ROOT = Path(cli.__file__).resolve().parents[1]
 
@@ -292,3 +296,102 @@ def test_status_pretty_prints_the_api_answer_and_fails_on_an_error_status(
     ]
     assert _run_main("status", "--json", "--url", http_server) == 1
     assert json.loads(capsys.readouterr().out) == STATUS_BODY
+
+
+# ==================================================================================================
+# Forwarded client addresses: trusted only from the proxies in API_TRUSTED_PROXIES
+# ==================================================================================================
+def _configured_infra() -> cli.Infrastructure:
+    """The servers of this test run (configured, so no embedded server is started or stopped)."""
+    return cli.Infrastructure(
+        postgres=ResolvedService("postgres", os.environ["DATABASE_URL"], False),
+        redis=ResolvedService("redis", os.environ["REDIS_URL"], False),
+    )
+
+
+def _login(base: str, forwarded_for: str) -> int:
+    email = f"spray-{uuid.uuid4().hex[:10]}@example.com"
+    response = httpx.post(
+        f"{base}/auth/login",
+        json={"email": email, "password": "Winter2025!"},
+        headers={"X-Forwarded-For": forwarded_for},
+        timeout=10,
+    )
+    return response.status_code
+
+
+def _forged_address() -> str:
+    return f"198.51.100.{uuid.uuid4().int % 250 + 1}, 203.0.113.{uuid.uuid4().int % 250 + 1}"
+
+
+def test_forwarded_for_from_an_untrusted_peer_does_not_reset_the_login_limit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The real API, started as `minsy up` and `minsy api` start it, with no trusted proxy."""
+    port = free_port()
+    monkeypatch.setenv("API_PORT", str(port))
+    monkeypatch.setenv("AUTH_ATTEMPTS_PER_MINUTE", "3")
+    monkeypatch.delenv("API_TRUSTED_PROXIES", raising=False)
+    spec = cli.api_spec(_configured_infra())
+    log_path = tmp_path / "api.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            spec.argv, cwd=REPO_ROOT, env=spec.env, stdout=log, stderr=subprocess.STDOUT
+        )
+    base = f"http://127.0.0.1:{port}/api/v1"
+    try:
+        try:
+            wait_until(
+                lambda: httpx.get(f"{base}/health", timeout=1).status_code == 200,
+                timeout=90,
+                what="API",
+                process=process,
+            )
+        except Exception as error:
+            raise AssertionError(log_path.read_text(errors="replace")[-3000:]) from error
+        # A password sprayer on one address: a new email and a new forged X-Forwarded-For each time.
+        assert [_login(base, _forged_address()) for _ in range(3)] == [401, 401, 401]
+        assert _login(base, _forged_address()) == 429
+    finally:
+        process.terminate()
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+
+
+def test_uvicorn_trusts_forwarded_headers_only_from_configured_proxies(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("API_TRUSTED_PROXIES", raising=False)
+    infra = _fake_infra()
+    for spec in (cli.api_spec(infra), cli.mcp_spec(infra)):
+        assert "--no-proxy-headers" in spec.argv and "--forwarded-allow-ips" not in spec.argv
+    assert cli.uvicorn_argv("api", cli.load_settings("api")) == cli.api_spec(infra).argv
+
+    monkeypatch.setenv("API_TRUSTED_PROXIES", "10.0.0.5, 172.18.0.0/16")
+    argv = cli.api_spec(infra).argv
+    assert "--no-proxy-headers" not in argv and "--proxy-headers" in argv
+    assert argv[argv.index("--forwarded-allow-ips") + 1] == "10.0.0.5,172.18.0.0/16"
+    monkeypatch.setenv("API_TRUSTED_PROXIES", "caddy")
+    with pytest.raises(ValidationError, match="API_TRUSTED_PROXIES"):
+        cli.load_settings("api")
+
+
+def test_serve_replaces_itself_with_the_launchers_server_command(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`minsy serve` (the container command) runs what `minsy up` runs, flags included."""
+    monkeypatch.setenv("API_TRUSTED_PROXIES", "172.18.0.1")
+    executed: list[tuple[str, list[str], dict[str, str]]] = []
+
+    def execve(path: str, argv: list[str], env: dict[str, str]) -> None:
+        executed.append((path, argv, env))
+        raise SystemExit(0)
+
+    monkeypatch.setattr(os, "execve", execve)
+    for service in ("api", "mcp"):
+        assert _run_main("serve", service) == 0
+        path, argv, env = executed.pop()
+        spec = (cli.api_spec if service == "api" else cli.mcp_spec)(_fake_infra())
+        assert path == sys.executable and argv == spec.argv and env["MINSY_SERVICE"] == service
+        assert argv[argv.index("--forwarded-allow-ips") + 1] == "172.18.0.1"

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, status
 
+from packages.core.auth.limits import limit_attempts
 from packages.core.auth.schemas import (
     AuthResponse,
     LoginRequest,
@@ -15,13 +16,8 @@ from packages.core.auth.schemas import (
 from packages.core.auth.service import AuthService
 from packages.core.http.deps import PrincipalDep, ResourcesDep, UowDep
 from packages.core.http.problems import problem_responses
-from packages.core.http.rate_limit import enforce_rate_limit
 
 router = APIRouter(prefix="/auth", tags=["auth"])
-
-
-def _client_ip(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
 
 
 @router.post(
@@ -34,12 +30,7 @@ def _client_ip(request: Request) -> str:
 async def register(
     body: RegisterRequest, request: Request, uow: UowDep, resources: ResourcesDep
 ) -> AuthResponse:
-    await enforce_rate_limit(
-        resources.redis,
-        f"register:{_client_ip(request)}",
-        limit=resources.settings.auth.attempts_per_minute,
-        window_s=60,
-    )
+    await limit_attempts(resources, "register", request, email=body.email)
     async with uow:
         return await AuthService(uow, resources.settings).register(
             body.email, body.password, body.display_name
@@ -53,12 +44,7 @@ async def register(
     responses=problem_responses(401, 413, 422, 429),
 )
 async def login(body: LoginRequest, request: Request, uow: UowDep, resources: ResourcesDep) -> AuthResponse:
-    await enforce_rate_limit(
-        resources.redis,
-        f"login:{_client_ip(request)}:{body.email.lower()}",
-        limit=resources.settings.auth.attempts_per_minute,
-        window_s=60,
-    )
+    await limit_attempts(resources, "login", request, email=body.email)
     async with uow:
         return await AuthService(uow, resources.settings).login(body.email, body.password)
 
@@ -67,9 +53,10 @@ async def login(body: LoginRequest, request: Request, uow: UowDep, resources: Re
     "/refresh",
     operation_id="auth_refresh",
     summary="Rotate a refresh token: returns a new pair; the old refresh token stops working",
-    responses=problem_responses(401, 413, 422),
+    responses=problem_responses(401, 413, 422, 429),
 )
-async def refresh(body: RefreshRequest, uow: UowDep, resources: ResourcesDep) -> TokenPair:
+async def refresh(body: RefreshRequest, request: Request, uow: UowDep, resources: ResourcesDep) -> TokenPair:
+    await limit_attempts(resources, "refresh", request)
     async with uow:
         return await AuthService(uow, resources.settings).refresh(body.refresh_token)
 

@@ -31,6 +31,12 @@ class Principal:
     session_id: uuid.UUID | None = None
 
 
+# Registration cannot hide that an email is taken without an email-verification loop, so its
+# refusal is generic (it names no account) and, like login, it is rate limited per client address
+# and per email (auth/limits.py): probing which emails have accounts is slowed, not made possible.
+REGISTER_REFUSED = "Could not register with this email. If you already have an account, log in."
+
+
 def user_out(user: User) -> UserOut:
     return UserOut(id=user.id, email=user.email, display_name=user.display_name, created_at=user.created_at)
 
@@ -49,13 +55,13 @@ class AuthService:
     async def register(self, email: str, password: str, display_name: str | None) -> AuthResponse:
         email = email.lower()
         if await self.users.by_email(email) is not None:
-            raise Conflict(f"An account with email {email} already exists; log in instead.")
+            raise Conflict(REGISTER_REFUSED)
         user = User(email=email, password_hash=passwords.hash_password(password), display_name=display_name)
         try:
             async with self.uow.session.begin_nested():
                 await self.users.add(user)
         except IntegrityError as exc:
-            raise Conflict(f"An account with email {email} already exists; log in instead.") from exc
+            raise Conflict(REGISTER_REFUSED) from exc
         await self.uow.session.refresh(user)
         return AuthResponse(
             user=user_out(user), tokens=await self._issue_pair(user.id, family_id=uuid.uuid4())

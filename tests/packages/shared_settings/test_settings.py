@@ -1,10 +1,14 @@
 from __future__ import annotations
 
+import os
+import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from packages.shared_settings.loader import SettingsError, resolve_env_layout
+from packages.shared_settings.loader import REPO_ROOT, SettingsError, resolve_env_layout
 from packages.shared_settings.settings import Settings
 
 
@@ -23,6 +27,8 @@ def _settings(env_dir: Path, environ: dict[str, str], monkeypatch: pytest.Monkey
         "POSTGRES_DB",
         "API_PORT",
         "SECRET_KEY",
+        "MCP_CONTEXT_SECRET",
+        "API_TRUSTED_PROXIES",
     ):
         monkeypatch.delenv(key, raising=False)
     for key, value in environ.items():
@@ -127,3 +133,86 @@ def test_repository_env_files_are_complete() -> None:
     ):
         assert f"\n{secret}=" in "\n" + example
     assert (env_dir / ".env.dev").is_file() and (env_dir / ".env.prod").is_file()
+
+
+# The defaults the settings once shipped: anyone could sign tokens a dev stack accepted.
+PUBLISHED_DEFAULTS = {"dev-insecure-secret-key-change-me", "dev-insecure-mcp-secret-change-me"}
+
+_PRINT_SECRETS = (
+    "from packages.shared_settings import get_settings; a = get_settings().auth; "
+    "print(a.secret_key.get_secret_value(), a.mcp_token_secret.get_secret_value())"
+)
+
+
+def test_dev_secrets_are_generated_once_per_data_folder_and_every_process_agrees(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "env").mkdir()
+    env_dir = _env_dir(tmp_path / "env", {})
+    data_dir = tmp_path / "data"
+    env = {key: value for key, value in os.environ.items() if key not in ("SECRET_KEY", "MCP_CONTEXT_SECRET")}
+    env.update(MINSY_ENV_PROFILE="dev", MINSY_ENV_DIR=str(env_dir), MINSY_DATA_DIR=str(data_dir))
+    env.pop("MINSY_SERVICE", None)
+    # Four processes of one stack start at once on an empty data folder (API, MCP, workers, beat).
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", _PRINT_SECRETS], cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, text=True
+        )
+        for _ in range(4)
+    ]
+    outputs = {process.communicate(timeout=60)[0].strip() for process in processes}
+    assert all(process.returncode == 0 for process in processes)
+    assert len(outputs) == 1
+    secret_key, mcp_secret = outputs.pop().split()
+    assert secret_key != mcp_secret and len(secret_key) >= 40 and len(mcp_secret) >= 40
+    assert not {secret_key, mcp_secret} & PUBLISHED_DEFAULTS
+
+    secrets_file = data_dir / "secrets" / "dev-secrets.env"
+    assert stat.S_IMODE(secrets_file.stat().st_mode) == 0o600
+    assert stat.S_IMODE(secrets_file.parent.stat().st_mode) == 0o700
+    # A later process on the same folder reads the same values; another data folder has its own.
+    same = _settings(env_dir, {"MINSY_DATA_DIR": str(data_dir)}, monkeypatch)
+    assert same.auth.secret_key.get_secret_value() == secret_key
+    assert same.auth.mcp_token_secret.get_secret_value() == mcp_secret
+    other = _settings(env_dir, {"MINSY_DATA_DIR": str(tmp_path / "other")}, monkeypatch)
+    assert other.auth.secret_key.get_secret_value() not in (secret_key, *PUBLISHED_DEFAULTS)
+
+
+def test_explicit_dev_secrets_win_and_placeholders_do_not_count(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data_dir = tmp_path / "data"
+    env_dir = _env_dir(
+        tmp_path, {".env.secrets": "SECRET_KEY=9f2c41d7e0b84a65\nMCP_CONTEXT_SECRET=change-me\n"}
+    )
+    settings = _settings(env_dir, {"MINSY_DATA_DIR": str(data_dir)}, monkeypatch)
+    assert settings.auth.secret_key.get_secret_value() == "9f2c41d7e0b84a65"
+    # "change-me" (copied from the example file) is no secret: the generated one stands in for it.
+    generated = settings.auth.mcp_token_secret.get_secret_value()
+    assert generated != "change-me" and len(generated) >= 40
+    assert "MCP_CONTEXT_SECRET=" + generated in (data_dir / "secrets" / "dev-secrets.env").read_text()
+
+    from_environment = _settings(
+        env_dir, {"MINSY_DATA_DIR": str(data_dir), "MCP_CONTEXT_SECRET": "0c5e7a91d3f24b86"}, monkeypatch
+    )
+    assert from_environment.auth.mcp_token_secret.get_secret_value() == "0c5e7a91d3f24b86"
+
+
+def test_prod_never_falls_back_to_generated_dev_secrets(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data_dir = tmp_path / "data"
+    env_dir = _env_dir(tmp_path, {})
+    _settings(env_dir, {"MINSY_DATA_DIR": str(data_dir)}, monkeypatch)
+    assert (data_dir / "secrets" / "dev-secrets.env").is_file()
+    with pytest.raises(SettingsError, match="SECRET_KEY, MCP_CONTEXT_SECRET"):
+        _settings(env_dir, {"MINSY_DATA_DIR": str(data_dir), "MINSY_ENV_PROFILE": "prod"}, monkeypatch)
+
+
+def test_trusted_proxies_are_addresses_or_networks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    env_dir = _env_dir(tmp_path, {})
+    assert _settings(env_dir, {}, monkeypatch).api.trusted_proxies == []
+    settings = _settings(env_dir, {"API_TRUSTED_PROXIES": " 127.0.0.1, ::1,172.18.0.0/16 "}, monkeypatch)
+    assert settings.api.trusted_proxies == ["127.0.0.1", "::1", "172.18.0.0/16"]
+    with pytest.raises(ValueError, match="API_TRUSTED_PROXIES"):
+        _settings(env_dir, {"API_TRUSTED_PROXIES": "caddy"}, monkeypatch)

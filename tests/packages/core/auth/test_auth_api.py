@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import httpx
@@ -16,12 +17,20 @@ async def test_register_login_me(api: httpx.AsyncClient, make_account: Any) -> N
     assert login.json()["user"]["id"] == account.user_id
 
 
-async def test_duplicate_registration_is_a_conflict(api: httpx.AsyncClient, make_account: Any) -> None:
+async def test_duplicate_registration_is_a_generic_conflict(
+    api: httpx.AsyncClient, make_account: Any
+) -> None:
     account = await make_account()
-    response = await api.post("/auth/register", json={"email": account.email, "password": "another-password"})
+    response = await api.post(
+        "/auth/register", json={"email": account.email.upper(), "password": "another-password"}
+    )
     assert response.status_code == 409
     assert response.headers["content-type"] == "application/problem+json"
     assert response.json()["code"] == "conflict"
+    # The answer names no account: it neither echoes the email nor says that an account exists.
+    assert account.email.split("@")[0] not in response.text.lower()
+    assert "log in" in response.json()["detail"]
+    assert "exists" not in response.json()["detail"]
 
 
 async def test_wrong_password_and_unknown_email_look_the_same(
@@ -65,6 +74,26 @@ async def test_logout_revokes_refresh(api: httpx.AsyncClient, make_account: Any)
     ).status_code == 401
 
 
+async def test_a_token_signed_with_the_published_dev_default_is_rejected(
+    api: httpx.AsyncClient, make_account: Any, settings: Any
+) -> None:
+    from datetime import timedelta
+
+    from packages.infra.security.tokens import issue_access_token
+
+    account = await make_account()
+    # The value the settings shipped as SECRET_KEY's default before dev secrets were generated.
+    forged, _ = issue_access_token(
+        uuid.UUID(account.user_id),
+        secret="dev-insecure-secret-key-change-me",
+        issuer=settings.auth.issuer,
+        ttl=timedelta(minutes=5),
+    )
+    response = await api.get("/auth/me", headers={"Authorization": f"Bearer {forged}"})
+    assert response.status_code == 401
+    assert (await api.get("/auth/me", headers=account.headers)).status_code == 200
+
+
 async def test_me_requires_a_valid_token(api: httpx.AsyncClient) -> None:
     missing = await api.get("/auth/me")
     assert missing.status_code == 401
@@ -75,8 +104,6 @@ async def test_me_requires_a_valid_token(api: httpx.AsyncClient) -> None:
 
 
 async def test_mcp_token_for_own_session_only(api: httpx.AsyncClient, make_account: Any) -> None:
-    import uuid
-
     account = await make_account()
     issued = await account.mcp_token(domains=["strategy", "market"], ttl_minutes=5)
     assert set(issued["servers"]) == {"strategy", "market"}
