@@ -8,8 +8,10 @@ from celery import Celery
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from packages.core.events.outbox import OutboxRelay
 from packages.core.uow import UnitOfWork
 from packages.infra.db.session import create_engine, create_session_factory
+from packages.infra.queue.publisher import BrokerPublisher
 from packages.infra.redis_client import create_async_redis
 from packages.shared_settings import Settings
 
@@ -40,8 +42,12 @@ class Resources:
             celery=celery_app,
         )
 
+    @property
+    def outbox_relay(self) -> OutboxRelay:
+        return OutboxRelay(self.session_factory, BrokerPublisher(self.celery))
+
     def unit_of_work(self) -> UnitOfWork:
-        return UnitOfWork(self.session_factory, self.celery)
+        return UnitOfWork(self.session_factory, self.outbox_relay)
 
     async def close(self) -> None:
         await self.redis.aclose()

@@ -1,4 +1,4 @@
-"""Unit of work: one session, one transaction, and the jobs to publish once it commits."""
+"""Unit of work: one session, one transaction, and the messages it announces (the outbox)."""
 
 from __future__ import annotations
 
@@ -7,15 +7,16 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from packages.infra.queue.outbox import JobOutbox, TaskSender
+from packages.core.events.outbox import OutboxRelay, task_message
+from packages.infra.db.models import OutboxMessage
 
 
 class UnitOfWork:
-    def __init__(self, factory: async_sessionmaker[AsyncSession], sender: TaskSender) -> None:
+    def __init__(self, factory: async_sessionmaker[AsyncSession], relay: OutboxRelay) -> None:
         self._factory = factory
-        self._sender = sender
+        self._relay = relay
         self._session: AsyncSession | None = None
-        self.outbox = JobOutbox(sender)
+        self._outbox: list[OutboxMessage] = []
 
     @property
     def session(self) -> AsyncSession:
@@ -23,8 +24,11 @@ class UnitOfWork:
             raise RuntimeError("UnitOfWork used outside 'async with'")
         return self._session
 
-    def enqueue(self, task_name: str, *args: Any, task_id: str | None = None, **kwargs: Any) -> None:
-        self.outbox.add(task_name, *args, task_id=task_id, **kwargs)
+    def enqueue(self, task_name: str, *args: Any, **kwargs: Any) -> None:
+        """Send a Celery task once this transaction has committed (stored in the outbox with it)."""
+        message = task_message(task_name, args, kwargs)
+        self.session.add(message)
+        self._outbox.append(message)
 
     async def commit_now(self) -> None:
         """Persist the work so far even though an error is about to be raised (e.g. a revocation)."""
@@ -32,6 +36,7 @@ class UnitOfWork:
 
     async def __aenter__(self) -> UnitOfWork:
         self._session = self._factory()
+        self._outbox = []
         await self._session.begin()
         return self
 
@@ -39,13 +44,14 @@ class UnitOfWork:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         session, self._session = self.session, None
+        committed, self._outbox = self._outbox, []
         try:
             if exc_type is None:
                 await session.commit()
             else:
                 await session.rollback()
-                self.outbox.discard()
+                committed = []
         finally:
             await session.close()
-        if exc_type is None:
-            await self.outbox.flush()
+        if committed:
+            await self._relay.publish_committed(committed)

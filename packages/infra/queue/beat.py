@@ -6,6 +6,7 @@ import time
 from typing import Any
 
 from celery.beat import PersistentScheduler
+from redis.exceptions import RedisError
 
 from packages.infra.redis_client import BEAT_HEARTBEAT_KEY, create_sync_redis
 from packages.shared_settings import get_settings
@@ -25,7 +26,7 @@ class HeartbeatScheduler(PersistentScheduler):
             try:
                 self._redis.set(BEAT_HEARTBEAT_KEY, f"{now:.3f}", ex=int(self._heartbeat_every * 8))
                 self._last_beat = now
-            except OSError:
+            except (OSError, RedisError):
                 # Redis briefly away: beat keeps scheduling; /status shows the stale heartbeat.
                 pass
         interval = super().tick(*args, **kwargs)

@@ -37,7 +37,15 @@ def create_celery_app(settings: Settings) -> Celery:
         task_track_started=True,
         task_soft_time_limit=settings.celery.task_soft_time_limit_s,
         task_time_limit=settings.celery.task_time_limit_s,
-        broker_transport_options={"visibility_timeout": settings.celery.visibility_timeout_s},
+        broker_transport_options={
+            "visibility_timeout": settings.celery.visibility_timeout_s,
+            # A publish gives up within about half a second when the broker is away: what is not
+            # sent stays in the transactional outbox, whose relay retries it with backoff.
+            "max_retries": 2,
+            "interval_start": 0,
+            "interval_step": 0.25,
+            "interval_max": 0.5,
+        },
         result_backend_transport_options={"visibility_timeout": settings.celery.visibility_timeout_s},
         result_expires=24 * 3600,
         broker_connection_retry_on_startup=True,

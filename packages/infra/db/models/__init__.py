@@ -3,6 +3,7 @@
 from packages.infra.db.models.chat import ChatSession, Message, PhaseTransition
 from packages.infra.db.models.jobs import BacktestJob, StressJob
 from packages.infra.db.models.market_data import MarketDataImport, MarketDataset, MarketDataSyncJob
+from packages.infra.db.models.outbox import OutboxMessage
 from packages.infra.db.models.strategies import Strategy, StrategyRevision
 from packages.infra.db.models.trading import (
     BrokerAccount,
@@ -28,6 +29,7 @@ __all__ = [
     "MarketDataset",
     "Message",
     "Order",
+    "OutboxMessage",
     "PhaseTransition",
     "PnlSnapshot",
     "Position",

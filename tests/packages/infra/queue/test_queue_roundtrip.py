@@ -30,31 +30,6 @@ async def test_workers_consume_only_their_queues(celery_workers: dict[str, str])
         assert {q["name"] for q in active[node]} == set(WORKER_KINDS[kind])
 
 
-async def test_outbox_publishes_only_after_commit(celery_workers: dict[str, str], api_app: Any) -> None:
-    from packages.core.uow import UnitOfWork
-
-    resources = api_app.state.resources
-    sent: list[str] = []
-
-    class RecordingSender:
-        def send_task(self, name: str, args: Any = None, kwargs: Any = None, **options: Any) -> None:
-            sent.append(name)
-
-    try:
-        async with UnitOfWork(resources.session_factory, RecordingSender()) as uow:
-            uow.enqueue("maintenance.probe", 1)
-            assert sent == []
-            raise RuntimeError("roll back")
-    except RuntimeError:
-        pass
-    assert sent == []
-
-    async with UnitOfWork(resources.session_factory, RecordingSender()) as uow:
-        uow.enqueue("maintenance.probe", 2)
-        assert sent == []
-    assert sent == ["maintenance.probe"]
-
-
 def test_celery_configuration_is_safe() -> None:
     from packages.infra.queue.celery_app import celery_app
 
