@@ -2,7 +2,9 @@
 
 Buckets come from the market's ``SessionCalendar``; each bucket aggregates to first open, max high,
 min low, last close and summed volume. Bars outside a session (equity pre/post-market, forex
-weekend prints) are left out of resampled output. Empty buckets produce no bar.
+weekend prints) are left out of resampled output. Empty buckets produce no bar. ``bucket_closes``
+says when each resampled bar is complete (the strategy compiler's higher-timeframe factors wait
+for it).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from numba import njit
 from packages.domain.market_data.bars import (
     NS_PER_DAY,
     Bars,
+    BoolArray,
     Int64Array,
     Timeframe,
     can_resample,
@@ -27,7 +30,7 @@ class TimeframeNotServable(ValueError):
 
 def bucket_labels(
     ts: Int64Array, source: Timeframe, target: Timeframe, calendar: SessionCalendar
-) -> tuple[Int64Array, np.ndarray | None]:
+) -> tuple[Int64Array, BoolArray | None]:
     """Label (bucket open, UTC ns) of every source bar and the in-session mask (``None`` = all in)."""
     assignment = calendar.assign(ts, source)
     if target == Timeframe.W1:
@@ -40,8 +43,48 @@ def bucket_labels(
     return labels, assignment.in_session
 
 
-def resample(bars: Bars, source: Timeframe, target: Timeframe, calendar: SessionCalendar) -> Bars:
-    """Aggregate ``bars`` (stored at ``source``) into ``target`` bars under ``calendar``."""
+def bucket_closes(labels: Int64Array, target: Timeframe, calendar: SessionCalendar) -> Int64Array:
+    """The UTC instant each ``target`` bar labelled ``labels`` (as ``resample`` stamps them) closes.
+
+    A daily bar closes with its trading day's session (17:00 New York for forex, 16:00 or an early
+    13:00 for US stocks, midnight UTC for crypto); a weekly bar with the last trading session of its
+    week; an intraday bar after its length, or at its session's close when that comes first (the
+    short last bucket of a US-stock day). A bar that opens after its session's close (prints after
+    an early close) closes after its length.
+    """
+    labels = np.asarray(labels, dtype=np.int64)
+    if labels.shape[0] == 0:
+        return np.empty(0, dtype=np.int64)
+    if target == Timeframe.D1:
+        return calendar.session_bounds(labels // NS_PER_DAY)[1]
+    if target == Timeframe.W1:
+        mondays = labels // NS_PER_DAY
+        next_mondays = mondays + 7
+        days = calendar.trading_days(int(mondays[0]), int(next_mondays[-1]) - 1)
+        last = np.searchsorted(days, next_mondays, side="left") - 1
+        last_day = days[np.maximum(last, 0)] if days.shape[0] else mondays
+        has_session = (last >= 0) & (last_day >= mondays)
+        # A week the calendar holds no session in (bars of a source that traded anyway) ends with it.
+        session_close = calendar.session_bounds(np.where(has_session, last_day, mondays))[1]
+        return np.where(has_session, session_close, next_mondays * NS_PER_DAY)
+    ends = labels + target.nanos
+    session_close = calendar.session_bounds(calendar.assign(labels, target).trading_day)[1]
+    return np.where(session_close > labels, np.minimum(ends, session_close), ends)
+
+
+def resample(
+    bars: Bars,
+    source: Timeframe,
+    target: Timeframe,
+    calendar: SessionCalendar,
+    *,
+    buckets: tuple[Int64Array, BoolArray | None] | None = None,
+) -> Bars:
+    """Aggregate ``bars`` (stored at ``source``) into ``target`` bars under ``calendar``.
+
+    ``buckets`` is ``bucket_labels(bars.ts, source, target, calendar)`` when the caller already
+    computed it (the strategy compiler also needs it to time higher-timeframe closes).
+    """
     if not can_resample(source, target):
         raise TimeframeNotServable(f"cannot build {target.value} bars from {source.value} bars")
     if source == target and not source.is_intraday:
@@ -55,7 +98,7 @@ def resample(bars: Bars, source: Timeframe, target: Timeframe, calendar: Session
         and source != target
     ):
         return aggregate_fixed_step(bars, target.nanos)
-    labels, in_session = bucket_labels(bars.ts, source, target, calendar)
+    labels, in_session = buckets if buckets is not None else bucket_labels(bars.ts, source, target, calendar)
     if in_session is not None and not in_session.all():
         bars = bars.take(in_session)
         labels = labels[in_session]

@@ -4,10 +4,13 @@ Bars are ``(n_bars, n_symbols)`` float64 matrices on one increasing index of bar
 nanoseconds). Any object with those attributes works (``BarsLike``), e.g. the backtest's
 ``UniverseBars``; ``BarMatrix`` is the plain container defined here.
 
-Higher-timeframe rule: a higher bar opening at ``t`` is treated as closed at ``t + length``,
-never earlier, and its values become visible at the first base bar opening at or after that
-time. Timestamps label bar opens, and the market-data store stamps daily and weekly bars at
-00:00 UTC of their trading date, so ``t + length`` is never before the bar's real close.
+Higher-timeframe bars follow the market's session calendar with the market-data store's own code
+(``market_data.resample``), so a daily factor of an hourly strategy reads exactly the daily bars
+``GET /market-data/bars?timeframe=1d`` serves: 17:00 New York days for forex, regular hours for US
+stocks, 18:00 New York days for futures, UTC days for crypto. A higher bar is closed at its session
+bucket's end (``market_data.resample.bucket_closes``; a forex day at 17:00 New York, 21:00 or 22:00
+UTC depending on DST), and never before every base bar it aggregates; its values become visible
+at the first base bar opening at or after that time.
 """
 
 from __future__ import annotations
@@ -19,7 +22,9 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
-from packages.domain.strategy.vocabulary import WEEK_ANCHOR_NS, timeframe_ns
+from packages.domain.market_data.bars import Bars, Timeframe
+from packages.domain.market_data.resample import bucket_closes, bucket_labels, resample
+from packages.domain.market_data.sessions import calendar_for
 
 FloatMatrix = npt.NDArray[np.float64]
 Int64Array = npt.NDArray[np.int64]
@@ -44,7 +49,9 @@ class BarsLike(Protocol):
 
 
 class Resampler(Protocol):
-    """Builds bars of a longer ``timeframe`` from base bars (market data can supply a session-aware one)."""
+    """Builds bars of a longer ``timeframe`` from base bars, stamped as the market-data store stamps
+    them (bucket opens; daily bars at 00:00 UTC of their trading date, weekly bars at the week's
+    Monday), since their closes are read from the market's session calendar."""
 
     def __call__(self, bars: BarsLike, timeframe: str) -> BarsLike: ...
 
@@ -149,48 +156,105 @@ def universe_view(bars: BarsLike, symbols: Sequence[str]) -> BarsLike:
     return bars
 
 
-def bucket_starts(index: Int64Array, timeframe: str) -> Int64Array:
-    """Open time of the ``timeframe`` bucket holding each timestamp (weeks start on Monday)."""
-    length = timeframe_ns(timeframe)
-    anchor = WEEK_ANCHOR_NS if timeframe == "1w" else 0
-    return (index - anchor) // length * length + anchor
+# Per base bar: the open of its higher-timeframe bucket and whether a session holds it (``None``: all
+# do), as ``market_data.resample.bucket_labels`` gives them.
+Buckets = tuple[Int64Array, npt.NDArray[np.bool_] | None]
 
 
-def resample_bars(bars: BarsLike, timeframe: str) -> BarMatrix:
-    """Default resampler: calendar buckets from UTC midnight (Monday for weeks), no sessions.
+def session_buckets(index: Int64Array, timeframe: str, *, market: str, base_timeframe: str) -> Buckets:
+    """The ``timeframe`` session bucket of each base bar opening at ``index`` (of ``base_timeframe``)."""
+    return bucket_labels(
+        np.asarray(index, dtype=np.int64),
+        Timeframe(base_timeframe),
+        Timeframe(timeframe),
+        calendar_for(market),
+    )
 
-    Each bucket takes the first defined open, highest high, lowest low, last defined close and
-    summed volume of each symbol; a bucket where a symbol has no bar is NaN for that symbol.
+
+def resample_bars(
+    bars: BarsLike,
+    timeframe: str,
+    *,
+    market: str,
+    base_timeframe: str,
+    buckets: Buckets | None = None,
+) -> BarMatrix:
+    """``bars`` of ``base_timeframe`` aggregated into ``timeframe`` bars along ``market``'s sessions.
+
+    Each symbol's own bars go through the market-data store's ``resample`` (first open, highest
+    high, lowest low, last close, summed volume; bars outside sessions left out); the results are
+    aligned on the union of their bar times, NaN where a symbol has no bar. ``buckets`` is
+    ``session_buckets`` of ``bars.index`` when the caller already has it.
     """
+    source, target = Timeframe(base_timeframe), Timeframe(timeframe)
+    calendar = calendar_for(market)
     index = np.asarray(bars.index, dtype=np.int64)
-    if index.shape[0] == 0:
-        empty = np.empty((0, len(bars.symbols)))
-        return BarMatrix(index, tuple(bars.symbols), empty, empty, empty, empty, empty)
-    labels = bucket_starts(index, timeframe)
-    starts = np.flatnonzero(np.concatenate(([True], labels[1:] != labels[:-1])))
-    rows = np.arange(index.shape[0])[:, None]
-    close = np.asarray(bars.close, dtype=np.float64)
-    present = np.isfinite(close)
-    first = np.minimum.reduceat(np.where(present, rows, np.iinfo(np.int64).max), starts, axis=0)
-    last = np.maximum.reduceat(np.where(present, rows, -1), starts, axis=0)
-    empty_bucket = last < 0
-    columns = np.arange(close.shape[1])[None, :]
-    open_ = np.asarray(bars.open, dtype=np.float64)[np.where(empty_bucket, 0, first), columns]
-    closes = close[np.where(empty_bucket, 0, last), columns]
-    high = np.fmax.reduceat(np.asarray(bars.high, dtype=np.float64), starts, axis=0)
-    low = np.fmin.reduceat(np.asarray(bars.low, dtype=np.float64), starts, axis=0)
-    volume = np.add.reduceat(np.nan_to_num(np.asarray(bars.volume, dtype=np.float64)), starts, axis=0)
-    for matrix in (open_, closes, high, low, volume):
-        matrix[empty_bucket] = np.nan
-    return BarMatrix(labels[starts], tuple(bars.symbols), open_, high, low, closes, volume)
+    if buckets is None:
+        buckets = bucket_labels(index, source, target, calendar)
+    labels, in_session = buckets
+    fields = [np.asarray(getattr(bars, name), dtype=np.float64) for name in BAR_FIELDS]
+    present = np.isfinite(fields[BAR_FIELDS.index("close")])
+    parts = []
+    for column in range(len(bars.symbols)):
+        rows = slice(None) if bool(present[:, column].all()) else present[:, column]
+        symbol_bars = Bars.from_columns(index[rows], *(values[rows, column] for values in fields))
+        symbol_buckets = (labels[rows], None if in_session is None else in_session[rows])
+        parts.append(resample(symbol_bars, source, target, calendar, buckets=symbol_buckets))
+    if len(parts) == 1:
+        only = parts[0]
+        return BarMatrix.from_arrays(
+            only.ts,
+            bars.symbols,
+            **{name: getattr(only, name) for name in BAR_FIELDS},
+        )
+    stamps = np.unique(np.concatenate([part.ts for part in parts])) if parts else index[:0]
+    matrices = {name: np.full((stamps.shape[0], len(parts)), np.nan) for name in BAR_FIELDS}
+    for column, part in enumerate(parts):
+        rows = np.searchsorted(stamps, part.ts)
+        for name in BAR_FIELDS:
+            matrices[name][rows, column] = getattr(part, name)
+    return BarMatrix(stamps, tuple(bars.symbols), *(matrices[name] for name in BAR_FIELDS))
 
 
 def visible_rows(
-    higher_index: Int64Array, higher_timeframe: str, base_index: Int64Array
+    higher_index: Int64Array,
+    higher_timeframe: str,
+    base_index: Int64Array,
+    *,
+    market: str,
+    base_timeframe: str,
+    buckets: Buckets | None = None,
 ) -> npt.NDArray[np.intp]:
-    """For each base bar, the last higher bar closed at or before its open (-1 if none yet)."""
-    closes = np.asarray(higher_index, dtype=np.int64) + timeframe_ns(higher_timeframe)
-    return np.searchsorted(closes, np.asarray(base_index, dtype=np.int64), side="right") - 1
+    """For each base bar, the last higher bar closed at or before its open (-1 if none yet).
+
+    ``higher_index`` holds the higher bars' stamps as ``resample_bars`` (and the store) make them.
+    A higher bar closes at its session bucket's end, or after the last base bar of its bucket when
+    a source printed bars past the calendar's close (after a 13:00 early close, on a forex
+    Christmas Friday): no base bar ever sees a higher bar it is part of. ``buckets`` is
+    ``session_buckets`` of ``base_index`` when the caller already has it.
+    """
+    higher = np.asarray(higher_index, dtype=np.int64)
+    base = np.asarray(base_index, dtype=np.int64)
+    if higher.shape[0] == 0:
+        return np.full(base.shape[0], -1, dtype=np.intp)
+    if buckets is None:
+        buckets = session_buckets(base, higher_timeframe, market=market, base_timeframe=base_timeframe)
+    labels, in_session = buckets
+    closes = bucket_closes(higher, Timeframe(higher_timeframe), calendar_for(market))
+    members = np.arange(base.shape[0]) if in_session is None else np.flatnonzero(in_session)
+    available = closes
+    if members.shape[0]:
+        member_labels = labels[members]
+        last = np.searchsorted(member_labels, higher, side="right") - 1
+        clipped = np.maximum(last, 0)
+        has_members = (last >= 0) & (member_labels[clipped] == higher)
+        after_members = np.where(has_members, base[members[clipped]] + 1, np.iinfo(np.int64).min)
+        available = np.maximum(closes, after_members)
+    # Base rows are sorted: find where each higher bar becomes visible and fill the runs between,
+    # rather than searching every base bar among the higher ones.
+    first_seen = np.searchsorted(base, np.maximum.accumulate(available), side="left")
+    run_lengths = np.diff(first_seen, prepend=0, append=base.shape[0])
+    return np.repeat(np.arange(-1, higher.shape[0], dtype=np.intp), run_lengths)
 
 
 def take_rows(values: FloatMatrix, rows: npt.NDArray[np.intp]) -> FloatMatrix:

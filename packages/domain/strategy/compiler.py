@@ -36,8 +36,10 @@ import talib
 
 from packages.domain.strategy.bars import (
     BarsLike,
+    Buckets,
     Resampler,
     resample_bars,
+    session_buckets,
     take_rows,
     universe_view,
     visible_rows,
@@ -186,8 +188,10 @@ class CompiledStrategy:
     ) -> StrategyPlan:
         """Evaluate the strategy over ``bars`` (strategy timeframe, all universe symbols).
 
-        Higher-timeframe factors read ``higher_timeframe_bars[tf]`` when given, else bars
-        built by ``resampler`` (default: ``resample_bars``, plain UTC calendar buckets).
+        Higher-timeframe factors read ``higher_timeframe_bars[tf]`` when given, else bars built
+        by ``resampler`` (default: ``resample_bars`` along the sessions of the universe's market,
+        as the market-data store builds them). Either must stamp bars as the store does: each is
+        closed at its session bucket's end under the market's calendar (``bars.visible_rows``).
         ``bars`` whose columns already are the universe's symbols are used as they are, without
         a copy; their index is trusted to increase (``BarMatrix`` checks it when built).
         Pass one ``SeriesCache`` to every call over the same bars to compute shared series once.
@@ -197,9 +201,10 @@ class CompiledStrategy:
             _CacheSource(
                 bars,
                 self.symbols,
+                self.market,
                 self.timeframe,
                 higher_timeframe_bars or {},
-                resampler or resample_bars,
+                resampler,
             )
         )
         return _PlanContext(self, cache).plan()
@@ -263,6 +268,7 @@ def compile_strategy(
 class _Compiler:
     def __init__(self, document: dict[str, Any]) -> None:
         self.document = document
+        self.market = str(document["universe"]["market"])
         self.timeframe = str(document["timeframe"])
         self.requests: dict[IndicatorRequest, IndicatorRequest] = {}
         self.factors: dict[str, FactorBinding] = {}
@@ -286,7 +292,7 @@ class _Compiler:
 
     def factor_warmup(self, factor_id: str, offset: int) -> int:
         request = self.factors[factor_id].request
-        return scaled_warmup(request.warmup(), offset, request.timeframe, self.timeframe)
+        return scaled_warmup(request.warmup(), offset, request.timeframe, self.timeframe, market=self.market)
 
     def condition(self, node: Mapping[str, Any], pointer: str) -> Condition:
         self.warmups.append(condition_warmup(node, self.factor_warmup))
@@ -332,7 +338,7 @@ class _Compiler:
         default_open = rotation.top_n if rotation else len(document["universe"]["symbols"])
         return CompiledStrategy(
             document=document,
-            market=str(document["universe"]["market"]),
+            market=self.market,
             symbols=tuple(document["universe"]["symbols"]),
             timeframe=self.timeframe,
             factors=self.factors,
@@ -493,14 +499,16 @@ class _CacheSource:
 
     bars: BarsLike
     symbols: tuple[str, ...]
+    market: str
     timeframe: str
     higher_timeframe_bars: Mapping[str, BarsLike]
-    resampler: Resampler
+    resampler: Resampler | None  # None: the market's sessions (``resample_bars``)
 
     def matches(self, other: _CacheSource) -> bool:
         return (
             self.bars is other.bars
             and self.symbols == other.symbols
+            and self.market == other.market
             and self.timeframe == other.timeframe
             and self.resampler is other.resampler
             and self.higher_timeframe_bars.keys() == other.higher_timeframe_bars.keys()
@@ -533,6 +541,8 @@ class SeriesCache:
         self._defined: dict[tuple[str, tuple[str, ...]], DefinedRows] = {}
         self._raw: dict[IndicatorRequest, dict[str, FloatMatrix]] = {}
         self._aligned: dict[tuple[IndicatorRequest, str, int], FloatMatrix] = {}
+        self._buckets: dict[str, Buckets] = {}
+        self._visible: dict[str, npt.NDArray[np.intp]] = {}
         self._fields: dict[tuple[str, int], FloatMatrix] = {}
         self._volatility: dict[tuple[int, float], FloatMatrix] = {}
         self.shape: tuple[int, int] = (0, 0)
@@ -541,8 +551,8 @@ class SeriesCache:
         if self._source is not None:
             if not self._source.matches(source):
                 raise ValueError(
-                    "this SeriesCache holds series of other bars, symbols, timeframe or resampler; "
-                    "use one cache per bar set"
+                    "this SeriesCache holds series of other bars, symbols, market, timeframe or "
+                    "resampler; use one cache per bar set"
                 )
             return
         bars = universe_view(source.bars, source.symbols)
@@ -562,10 +572,44 @@ class SeriesCache:
     def bars_of(self, timeframe: str) -> BarsLike:
         if timeframe not in self._timeframe_bars:
             source = self.source
-            supplied = source.higher_timeframe_bars.get(timeframe)
-            higher = supplied if supplied is not None else source.resampler(self.bars, timeframe)
+            higher = source.higher_timeframe_bars.get(timeframe)
+            if higher is None and source.resampler is not None:
+                higher = source.resampler(self.bars, timeframe)
+            if higher is None:
+                higher = resample_bars(
+                    self.bars,
+                    timeframe,
+                    market=source.market,
+                    base_timeframe=source.timeframe,
+                    buckets=self.buckets_of(timeframe),
+                )
             self._timeframe_bars[timeframe] = universe_view(higher, source.symbols)
         return self._timeframe_bars[timeframe]
+
+    def buckets_of(self, timeframe: str) -> Buckets:
+        """The ``timeframe`` session bucket of every base bar (resampling and visibility share it)."""
+        if timeframe not in self._buckets:
+            source = self.source
+            self._buckets[timeframe] = session_buckets(
+                self.bars.index, timeframe, market=source.market, base_timeframe=source.timeframe
+            )
+        return self._buckets[timeframe]
+
+    def visible_rows(self, timeframe: str) -> npt.NDArray[np.intp]:
+        """For each base bar, the row of the last ``timeframe`` bar closed by its open (-1: none)."""
+        rows = self._visible.get(timeframe)
+        if rows is None:
+            source = self.source
+            rows = visible_rows(
+                self.bars_of(timeframe).index,
+                timeframe,
+                self.bars.index,
+                market=source.market,
+                base_timeframe=source.timeframe,
+                buckets=self.buckets_of(timeframe),
+            )
+            self._visible[timeframe] = rows
+        return rows
 
     def request_outputs(self, request: IndicatorRequest) -> dict[str, FloatMatrix]:
         outputs = self._raw.get(request)
@@ -588,8 +632,7 @@ class SeriesCache:
         if values is None:
             values = _shift(self.request_outputs(request)[output], offset)
             if request.timeframe != self.source.timeframe:
-                higher = self.bars_of(request.timeframe)
-                values = take_rows(values, visible_rows(higher.index, request.timeframe, self.bars.index))
+                values = take_rows(values, self.visible_rows(request.timeframe))
             self._aligned[key] = values
         return values
 

@@ -10,22 +10,52 @@ import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from packages.domain.strategy.vocabulary import CROSS_OPS, timeframe_ns
+from packages.domain.market_data.sessions import US_EQUITY_CALENDAR
+from packages.domain.strategy.vocabulary import CROSS_OPS, NS_PER_DAY, NS_PER_MINUTE, timeframe_ns
 
 # factor id, offset (in the factor's own bars) -> warm-up in base bars
 FactorWarmup = Callable[[str, int], int]
 
+# Markets whose intraday buckets cover only part of the day while base bars may cover all of it
+# (US stocks: 09:30-16:00 buckets, pre- and post-market base bars), with their shortest session
+# (09:30 to a 13:00 early close).
+_SHORTEST_PARTIAL_SESSION_NS = {
+    "us_stocks": (US_EQUITY_CALENDAR.early_close_minute - US_EQUITY_CALENDAR.open_minute) * NS_PER_MINUTE
+}
 
-def scaled_warmup(indicator_warmup: int, offset: int, factor_timeframe: str, base_timeframe: str) -> int:
-    """Base bars before a factor value at ``offset`` is defined.
+
+def scaled_warmup(
+    indicator_warmup: int,
+    offset: int,
+    factor_timeframe: str,
+    base_timeframe: str,
+    *,
+    market: str | None = None,
+) -> int:
+    """Base bars before a factor value at ``offset`` is defined: an upper bound, whatever bar the
+    history starts on.
 
     On a higher timeframe, ``indicator_warmup + offset + 1`` higher bars must have closed, plus one
-    because the first higher bar may be partial; each spans at most ``ratio`` base bars, so this
-    is an upper bound (markets with sessions fill fewer base bars per higher bar).
+    because the first higher bar may be partial. Higher bars follow the ``market``'s sessions.
+    Between two consecutive closes of a forex, futures or crypto bar, or of a US-stock day or week,
+    lie at most ``ratio`` base bars (bar length over base length): sessions last at most 24 hours
+    and no bars print between them, but for the odd forex weekend quote, which the spare bar
+    absorbs. That gives ``(indicator_warmup + offset + 2) * ratio``. Intraday US-stock buckets
+    cover regular hours only while base bars may cover the whole day (extended hours), so there
+    whole days are counted: after a first partial day every trading day closes at least as many
+    buckets as its shortest session (a 13:00 early close) holds, and no day holds more than a day
+    of base bars. Without a ``market`` every base bar is taken to belong to a bucket (the
+    fixed-step bound).
     """
     if factor_timeframe == base_timeframe:
         return indicator_warmup + offset
-    ratio = math.ceil(timeframe_ns(factor_timeframe) / timeframe_ns(base_timeframe))
+    factor_ns, base_ns = timeframe_ns(factor_timeframe), timeframe_ns(base_timeframe)
+    shortest_session = _SHORTEST_PARTIAL_SESSION_NS.get(market or "")
+    if shortest_session is not None and factor_ns < NS_PER_DAY:
+        buckets_per_day = math.ceil(shortest_session / factor_ns)
+        days = math.ceil((indicator_warmup + offset + 1) / buckets_per_day) + 1
+        return days * math.ceil(NS_PER_DAY / base_ns)
+    ratio = math.ceil(factor_ns / base_ns)
     return (indicator_warmup + offset + 2) * ratio
 
 

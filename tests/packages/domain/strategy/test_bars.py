@@ -1,4 +1,5 @@
-"""Bar containers, the default resampler and higher-timeframe visibility."""
+"""Bar containers, the session resampler and higher-timeframe visibility (see also
+``test_session_timeframes``)."""
 
 from __future__ import annotations
 
@@ -8,22 +9,25 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from packages.domain.market_data.bars import Bars, Timeframe
+from packages.domain.market_data.resample import resample
+from packages.domain.market_data.sessions import US_EQUITY_CALENDAR
 from packages.domain.strategy.bars import (
     BarMatrix,
-    bucket_starts,
     resample_bars,
     universe_view,
     visible_rows,
 )
-from packages.domain.strategy.vocabulary import TIMEFRAMES
 
 BarsFor = Callable[[Sequence[str]], BarMatrix]
 HOUR = 3_600_000_000_000
 
 
 @pytest.mark.parametrize(("timeframe", "rule"), [("4h", "4h"), ("1d", "1D"), ("1w", "W-MON")])
-def test_resample_matches_pandas(timeframe: str, rule: str, bars_for: BarsFor) -> None:
-    bars = bars_for(["EURUSD"])
+def test_crypto_buckets_are_utc_calendar_buckets_like_pandas(
+    timeframe: str, rule: str, bars_for: BarsFor
+) -> None:
+    bars = bars_for(["EURUSD"])  # real hourly prices, bucketed as a 24/7 crypto market would be
     frame = pd.DataFrame(
         {name: getattr(bars, name)[:, 0] for name in ("open", "high", "low", "close", "volume")},
         index=pd.to_datetime(bars.index),
@@ -32,7 +36,7 @@ def test_resample_matches_pandas(timeframe: str, rule: str, bars_for: BarsFor) -
         {"open": "first", "high": "max", "low": "min", "close": "last", "volume": "sum"}
     )
     expected = expected[frame["close"].resample(rule, label="left", closed="left").count() > 0]
-    result = resample_bars(bars, timeframe)
+    result = resample_bars(bars, timeframe, market="crypto", base_timeframe="1h")
     np.testing.assert_array_equal(result.index, expected.index.as_unit("ns").asi8)
     for name in ("open", "high", "low", "close", "volume"):
         np.testing.assert_allclose(getattr(result, name)[:, 0], expected[name].to_numpy(), rtol=1e-12)
@@ -40,27 +44,35 @@ def test_resample_matches_pandas(timeframe: str, rule: str, bars_for: BarsFor) -
 
 def test_resample_handles_symbols_missing_in_a_bucket(bars_for: BarsFor) -> None:
     bars = bars_for(["AAPL", "GOOG"])  # GOOG has no bars before August 2004
-    weekly = resample_bars(bars, "1w")
+    weekly = resample_bars(bars, "1w", market="us_stocks", base_timeframe="1d")
     first_goog = int(np.argmax(np.isfinite(weekly.close[:, 1])))
     assert first_goog > 0 and np.isnan(weekly.volume[:first_goog, 1]).all()
     assert np.isfinite(weekly.close[:, 0]).all()
     assert (pd.to_datetime(weekly.index).day_of_week == 0).all()
-
-
-def test_bucket_starts_are_aligned() -> None:
-    stamps = pd.to_datetime(["2018-01-03 13:45", "2018-01-07 23:59"]).as_unit("ns").asi8
-    assert list(pd.to_datetime(bucket_starts(stamps, "1w"))) == [pd.Timestamp("2018-01-01")] * 2
-    assert list(pd.to_datetime(bucket_starts(stamps, "4h"))) == [
-        pd.Timestamp("2018-01-03 12:00"),
-        pd.Timestamp("2018-01-07 20:00"),
-    ]
-    assert TIMEFRAMES[-1] == "1w"
+    # Each symbol's column holds exactly the weeks the market-data store builds from its own bars.
+    for column, symbol in enumerate(bars.symbols):
+        own = np.isfinite(bars.close[:, column])
+        served = resample(
+            Bars.from_columns(
+                bars.index[own],
+                *(getattr(bars, name)[own, column] for name in ("open", "high", "low", "close", "volume")),
+            ),
+            Timeframe.D1,
+            Timeframe.W1,
+            US_EQUITY_CALENDAR,
+        )
+        rows = np.flatnonzero(np.isfinite(weekly.close[:, column]))
+        np.testing.assert_array_equal(weekly.index[rows], served.ts, err_msg=symbol)
+        for name in ("open", "high", "low", "close", "volume"):
+            np.testing.assert_array_equal(
+                getattr(weekly, name)[rows, column], getattr(served, name), err_msg=symbol
+            )
 
 
 def test_visible_rows_wait_for_the_close() -> None:
     daily = np.array([0, 24 * HOUR, 48 * HOUR])
     hourly = np.arange(0, 60 * HOUR, HOUR)
-    rows = visible_rows(daily, "1d", hourly)
+    rows = visible_rows(daily, "1d", hourly, market="crypto", base_timeframe="1h")
     assert rows[:24].tolist() == [-1] * 24
     assert rows[24:48].tolist() == [0] * 24
     assert rows[48:].tolist() == [1] * 12

@@ -112,11 +112,18 @@ def test_higher_timeframe_values_appear_only_after_the_higher_bar_closes(bars_fo
     compiled = compile_strategy(get_example("mtf_trend_filter_eurusd"))
     bars = bars_for(["EURUSD"])
     plan = compiled.build_plan(bars)
-    # Independent daily bars and SMA with pandas; a day's value is usable from the next day's 00:00.
-    hourly = pd.Series(bars.close[:, 0], index=pd.to_datetime(bars.index))
-    daily_close = hourly.resample("1D").last().dropna()
+    # Independent forex days and SMA with pandas: a day runs from 17:00 New York to 17:00 the next
+    # day, is named after the day it ends on, weekend days hold no session, and its value is
+    # usable from its 17:00 New York close (21:00 or 22:00 UTC).
+    hourly = pd.Series(bars.close[:, 0], index=pd.to_datetime(bars.index, utc=True))
+    new_york = hourly.index.tz_convert("America/New_York").tz_localize(None)
+    trading_day = (new_york + pd.Timedelta(hours=7)).normalize()
+    in_session = trading_day.day_of_week < 5
+    daily_close = hourly[in_session].groupby(trading_day[in_session]).last()
     daily_sma = daily_close.rolling(50).mean()
-    available_from = daily_sma.index + pd.Timedelta(days=1)
+    available_from = (
+        (daily_sma.index + pd.Timedelta(hours=17)).tz_localize("America/New_York").tz_convert("UTC")
+    )
     expected = pd.Series(daily_sma.to_numpy(), index=available_from).reindex(hourly.index, method="ffill")
     np.testing.assert_allclose(
         plan.factors["daily_trend"][:, 0], expected.to_numpy(), rtol=1e-12, equal_nan=True
@@ -132,28 +139,19 @@ def test_higher_timeframe_bars_can_be_supplied_or_resampled_by_the_caller(bars_f
     assert compiled.higher_timeframes == ("1d",)
     bars = bars_for(["EURUSD"])
     default = compiled.build_plan(bars)
-    supplied = compiled.build_plan(bars, higher_timeframe_bars={"1d": resample_bars(bars, "1d")})
+    served = resample_bars(bars, "1d", market="forex", base_timeframe="1h")
+    supplied = compiled.build_plan(bars, higher_timeframe_bars={"1d": served})
     np.testing.assert_array_equal(default.factors["daily_trend"], supplied.factors["daily_trend"])
 
     calls: list[str] = []
 
-    def shifted_days(base: BarsLike, timeframe: str) -> BarsLike:
+    def opens_as_closes(base: BarsLike, timeframe: str) -> BarsLike:
         calls.append(timeframe)
-        # A session-style resampler: days labelled at 22:00 UTC of the previous day.
-        return resample_bars(
-            BarMatrix(
-                base.index + 2 * 3_600_000_000_000,
-                base.symbols,
-                base.open,
-                base.high,
-                base.low,
-                base.close,
-                base.volume,
-            ),
-            timeframe,
-        )
+        # A caller's own daily bars, stamped like the store's: here closes are the days' opens.
+        days = resample_bars(base, timeframe, market="forex", base_timeframe="1h")
+        return BarMatrix(days.index, days.symbols, days.open, days.high, days.low, days.open, days.volume)
 
-    custom = compiled.build_plan(bars, resampler=shifted_days)
+    custom = compiled.build_plan(bars, resampler=opens_as_closes)
     assert calls == ["1d"]
     assert not np.array_equal(custom.factors["daily_trend"], default.factors["daily_trend"], equal_nan=True)
 
@@ -458,7 +456,11 @@ def test_a_series_cache_serves_one_bar_set_only(bars_for: BarsFor) -> None:
         compiled.build_plan(bars.head(100), cache=cache)
     with pytest.raises(ValueError, match="SeriesCache"):
         compiled.build_plan(
-            bars, cache=cache, resampler=lambda base, timeframe: resample_bars(base, timeframe)
+            bars,
+            cache=cache,
+            resampler=lambda base, timeframe: resample_bars(
+                base, timeframe, market="us_stocks", base_timeframe="1d"
+            ),
         )
 
 
