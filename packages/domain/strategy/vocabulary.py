@@ -14,8 +14,6 @@ MARKETS: Final[tuple[str, ...]] = ("us_stocks", "crypto", "forex", "futures")
 
 NS_PER_MINUTE: Final = 60_000_000_000
 NS_PER_DAY: Final = 1_440 * NS_PER_MINUTE
-# Unix time 0 is a Thursday; weekly buckets start on Monday 1970-01-05, like the market-data store.
-WEEK_ANCHOR_NS: Final = 4 * NS_PER_DAY
 
 # Ordered from shortest to longest; the order defines "higher timeframe".
 TIMEFRAME_NS: Final[dict[str, int]] = {
