@@ -16,6 +16,7 @@ from packages.core.auth.service import Principal
 from packages.core.errors import NotFound, ValidationFailed
 from packages.core.resources import Resources
 from packages.core.strategies.schemas import (
+    MAX_VERSION,
     DiffOut,
     ExampleDetail,
     ExampleOut,
@@ -39,7 +40,7 @@ READ_ONLY = ToolAnnotations(readOnlyHint=True, idempotentHint=True, openWorldHin
 WRITES = ToolAnnotations(readOnlyHint=False, destructiveHint=False, idempotentHint=False, openWorldHint=False)
 
 StrategyId = Annotated[uuid.UUID, Field(description="A strategy id from list_strategies or upsert_strategy.")]
-Version = Annotated[int, Field(ge=1, le=1_000_000)]
+Version = Annotated[int, Field(ge=1, le=MAX_VERSION)]
 
 
 class SchemaOut(BaseModel):

@@ -20,6 +20,14 @@ def _index_key(user_id: uuid.UUID) -> str:
     return f"minsy:strategy-drafts:{user_id}"
 
 
+class UnreadableDraft(Exception):
+    """A stored draft that cannot be read back (damaged, or written before today's input rules)."""
+
+    def __init__(self, draft_id: uuid.UUID) -> None:
+        super().__init__(f"draft {draft_id} cannot be read")
+        self.draft_id = draft_id
+
+
 class DraftStore:
     def __init__(self, redis: Redis, user_id: uuid.UUID, *, ttl_s: int, max_drafts: int) -> None:
         self.redis = redis
@@ -53,10 +61,19 @@ class DraftStore:
         return record
 
     async def get(self, draft_id: uuid.UUID) -> dict[str, Any]:
-        raw = await self.redis.get(_key(self.user_id, draft_id))
+        """The stored record; ``UnreadableDraft`` when it is not a JSON object."""
+        try:
+            raw = await self.redis.get(_key(self.user_id, draft_id))
+        except UnicodeDecodeError as exc:  # the client decodes replies as UTF-8
+            raise UnreadableDraft(draft_id) from exc
         if raw is None:
             raise NotFound(f"No draft with id {draft_id} (it may have expired).")
-        record: dict[str, Any] = json.loads(raw)
+        try:
+            record = json.loads(raw)
+        except ValueError as exc:
+            raise UnreadableDraft(draft_id) from exc
+        if not isinstance(record, dict):
+            raise UnreadableDraft(draft_id)
         return record
 
     async def delete(self, draft_id: uuid.UUID) -> None:
@@ -65,15 +82,17 @@ class DraftStore:
         if not removed:
             raise NotFound(f"No draft with id {draft_id} (it may have expired).")
 
-    async def all(self) -> list[dict[str, Any]]:
+    async def ids(self) -> list[uuid.UUID]:
+        """Ids of the drafts that have not expired (members of the index that are not ids are left
+        out: only ``save`` writes the index)."""
         await self._prune_index(datetime.now(UTC))
-        ids = await self.redis.zrange(_index_key(self.user_id), 0, -1)
-        records = []
-        for draft_id in ids:
-            raw = await self.redis.get(_key(self.user_id, uuid.UUID(str(draft_id))))
-            if raw is not None:
-                records.append(json.loads(raw))
-        return sorted(records, key=lambda r: r["updated_at"], reverse=True)
+        ids = []
+        for member in await self.redis.zrange(_index_key(self.user_id), 0, -1):
+            try:
+                ids.append(uuid.UUID(str(member)))
+            except ValueError:
+                continue
+        return ids
 
     async def _prune_index(self, now: datetime) -> None:
         await self.redis.zremrangebyscore(_index_key(self.user_id), "-inf", now.timestamp())

@@ -51,6 +51,12 @@ class StrategyRepository(OwnedRepository[Strategy]):
         self.session.add(revision)
         await self.session.flush()
 
+    async def save_changes(self, strategy: Strategy) -> None:
+        """Write ``strategy``'s pending changes and read back ``updated_at``, which the database sets
+        on every UPDATE: the flush expires it, and an async session cannot load it lazily later."""
+        await self.session.flush()
+        await self.session.refresh(strategy, attribute_names=["updated_at"])
+
     async def used_by_deployment(self, strategy_id: uuid.UUID) -> bool:
         found = await self.session.scalar(
             select(exists().where(Deployment.strategy_id == strategy_id, Deployment.user_id == self.owner_id))

@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Path, Query, Response, status
 
 from packages.core.auth.service import Principal
 from packages.core.errors import NotFound
@@ -12,6 +12,7 @@ from packages.core.http.problems import problem_responses
 from packages.core.resources import Resources
 from packages.core.strategies.drafts import DraftStore
 from packages.core.strategies.schemas import (
+    MAX_VERSION,
     CreateStrategyRequest,
     DiffOut,
     DraftOut,
@@ -39,6 +40,9 @@ router = APIRouter(prefix="/strategies", tags=["strategies"])
 AUTH = problem_responses(401)
 READ = problem_responses(401, 404, 422)
 WRITE = problem_responses(401, 404, 409, 413, 422)
+
+# Out of range is a 422 pointing at /path/version, as body and query version numbers are.
+VersionPath = Annotated[int, Path(ge=1, le=MAX_VERSION)]
 
 
 async def strategies(uow: UnitOfWork, principal: Principal, resources: Resources) -> StrategyService:
@@ -142,7 +146,12 @@ async def create_draft(
         return await service.save(None, body.document, body.session_id)
 
 
-@router.get("/drafts/{draft_id}", operation_id="strategies_drafts_get", summary="One draft", responses=READ)
+@router.get(
+    "/drafts/{draft_id}",
+    operation_id="strategies_drafts_get",
+    summary="One draft",
+    responses=problem_responses(401, 404, 409, 422),
+)
 async def get_draft(
     draft_id: uuid.UUID, principal: PrincipalDep, uow: UowDep, resources: ResourcesDep
 ) -> DraftOut:
@@ -329,7 +338,11 @@ async def versions(
     responses=READ,
 )
 async def version(
-    strategy_id: uuid.UUID, version: int, principal: PrincipalDep, uow: UowDep, resources: ResourcesDep
+    strategy_id: uuid.UUID,
+    version: VersionPath,
+    principal: PrincipalDep,
+    uow: UowDep,
+    resources: ResourcesDep,
 ) -> RevisionOut:
     async with uow:
         return await (await strategies(uow, principal, resources)).version(strategy_id, version)
@@ -346,8 +359,8 @@ async def diff(
     principal: PrincipalDep,
     uow: UowDep,
     resources: ResourcesDep,
-    from_version: Annotated[int, Query(alias="from", ge=1)],
-    to_version: Annotated[int, Query(alias="to", ge=1)],
+    from_version: Annotated[int, Query(alias="from", ge=1, le=MAX_VERSION)],
+    to_version: Annotated[int, Query(alias="to", ge=1, le=MAX_VERSION)],
 ) -> DiffOut:
     async with uow:
         return await (await strategies(uow, principal, resources)).diff(strategy_id, from_version, to_version)
@@ -383,7 +396,7 @@ async def tunable_parameters(
     principal: PrincipalDep,
     uow: UowDep,
     resources: ResourcesDep,
-    version: Annotated[int | None, Query(ge=1)] = None,
+    version: Annotated[int | None, Query(ge=1, le=MAX_VERSION)] = None,
 ) -> TunableParametersOut:
     async with uow:
         return await (await strategies(uow, principal, resources)).tunable_parameters(strategy_id, version)

@@ -11,12 +11,17 @@ from packages.core.schemas import StrictModel
 StrategyStatus = Literal["draft", "confirmed", "archived"]
 ChangeType = Literal["create", "update", "patch", "rollback"]
 
+# Versions are stored in PostgreSQL integer columns: a larger number can name no version, and the
+# driver cannot even send it, so every surface refuses it as invalid input.
+MAX_VERSION = 2**31 - 1
+VersionNumber = Annotated[int, Field(ge=1, le=MAX_VERSION)]
+
 Document = Annotated[
     dict[str, Any], Field(description="A strategy document in the Minsy DSL (see /strategies/schema).")
 ]
 
 
-class PatchOperation(BaseModel):
+class PatchOperation(StrictModel):
     """One RFC 6902 operation."""
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
@@ -61,17 +66,17 @@ class CreateStrategyRequest(StrictModel):
 
 class UpdateStrategyRequest(StrictModel):
     document: Document
-    expected_version: int = Field(ge=1, description="The version you edited; a stale one gets 409.")
+    expected_version: VersionNumber = Field(description="The version you edited; a stale one gets 409.")
 
 
 class PatchStrategyRequest(StrictModel):
     patch: list[PatchOperation] = Field(min_length=1, max_length=200)
-    expected_version: int = Field(ge=1)
+    expected_version: VersionNumber
 
 
 class RollbackRequest(StrictModel):
-    version: int = Field(ge=1, description="The version whose document becomes current again.")
-    expected_version: int = Field(ge=1)
+    version: VersionNumber = Field(description="The version whose document becomes current again.")
+    expected_version: VersionNumber
 
 
 class StrategySummary(BaseModel):

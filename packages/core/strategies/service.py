@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
+import logging
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -11,8 +13,8 @@ from packages.core.auth.service import Principal
 from packages.core.errors import Conflict, FieldError, NotFound, ValidationFailed
 from packages.core.market_data.access import visible_namespaces
 from packages.core.market_data.repository import DatasetRepository
-from packages.core.schemas import find_nul
-from packages.core.strategies.drafts import DraftStore
+from packages.core.schemas import find_unstorable_text, refuse_unstorable_text
+from packages.core.strategies.drafts import DraftStore, UnreadableDraft
 from packages.core.strategies.repository import StrategyRepository
 from packages.core.strategies.schemas import (
     DiffOut,
@@ -31,12 +33,18 @@ from packages.core.strategies.schemas import (
 )
 from packages.core.uow import UnitOfWork
 from packages.domain.strategy import examples as example_library
-from packages.domain.strategy.canonical import PatchError, apply_patch, diff_documents, document_hash
-from packages.domain.strategy.errors import ValidationIssue
+from packages.domain.strategy.canonical import PatchError, diff_documents, document_hash
+from packages.domain.strategy.patch_trace import Blame, TracedPatch, apply_traced_patch
 from packages.domain.strategy.tunables import list_tunable_parameters
 from packages.domain.strategy.validation import SymbolChecker, symbol_format_checker, validate_strategy
 from packages.domain.strategy.vocabulary import DSL_VERSION
 from packages.infra.db.models import Strategy, StrategyRevision
+
+log = logging.getLogger("minsy.strategies")
+
+# Turns a pointer into the document being saved, and the message about it, into a pointer into the
+# request and the message to show.
+Locator = Callable[[str, str], tuple[str, str]]
 
 
 async def tradable_symbols(uow: UnitOfWork, principal: Principal, *, network_enabled: bool) -> SymbolChecker:
@@ -53,6 +61,7 @@ async def tradable_symbols(uow: UnitOfWork, principal: Principal, *, network_ena
 
 
 def validation_response(document: Any, symbol_checker: SymbolChecker | None = None) -> ValidateResponse:
+    refuse_unstorable_text(document, "/document")
     issues = validate_strategy(document, symbol_checker=symbol_checker)
     return ValidateResponse(
         valid=not issues,
@@ -62,11 +71,28 @@ def validation_response(document: Any, symbol_checker: SymbolChecker | None = No
     )
 
 
-def _field_errors(issues: list[ValidationIssue], prefix: str = "/document") -> list[FieldError]:
-    return [
-        FieldError(code=i.code.value, pointer=prefix + i.pointer, message=i.message, hint=i.hint)
-        for i in issues
-    ]
+def _in_document(pointer: str, message: str) -> tuple[str, str]:
+    """Problems in a document sent whole, as ``document``."""
+    return "/document" + pointer, message
+
+
+def _in_patch(trace: TracedPatch) -> Locator:
+    """Problems in a patched document, located in the ``patch`` the client sent: inside the value of
+    the operation that wrote the offending value, else at the operation answerable for it, else at
+    the patch as a whole; the message names the document location either way."""
+
+    def locate(pointer: str, message: str) -> tuple[str, str]:
+        return _patch_pointer(trace.blame(pointer)), f"In the patched document at {pointer or '/'}: {message}"
+
+    return locate
+
+
+def _patch_pointer(blame: Blame | None) -> str:
+    if blame is None:
+        return "/patch"
+    if blame.value_pointer is None:
+        return f"/patch/{blame.operation}"
+    return f"/patch/{blame.operation}/value{blame.value_pointer}"
 
 
 def _describe(document: dict[str, Any]) -> tuple[str, str | None, str | None, list[str], str | None]:
@@ -200,19 +226,23 @@ class StrategyService:
     async def patch(
         self, strategy_id: uuid.UUID, operations: list[dict[str, Any]], expected_version: int
     ) -> StrategyOut:
+        refuse_unstorable_text(operations, "/patch")
         strategy = await self._locked(strategy_id, expected_version)
         current = await self._current_revision(strategy)
         try:
-            document = apply_patch(current.document, operations)
+            patched = apply_traced_patch(current.document, operations)
         except PatchError as exc:
             raise ValidationFailed(
                 f"The patch cannot be applied to version {current.version}: {exc}",
-                errors=[FieldError("patch_failed", "/patch", str(exc))],
+                errors=[FieldError("patch_failed", f"/patch/{exc.operation_index}", str(exc))],
             ) from exc
-        if not isinstance(document, dict):
-            raise ValidationFailed("The patch must leave a JSON object.")
+        if not isinstance(patched.document, dict):
+            raise ValidationFailed(
+                "The patch must leave a JSON object.",
+                errors=[FieldError("not_an_object", "/patch", "the patched document is not a JSON object")],
+            )
         return await self._commit_change(
-            strategy, current, document, "patch", patch=operations, prefix="/patched"
+            strategy, current, patched.document, "patch", patch=operations, locate=_in_patch(patched.trace)
         )
 
     async def rollback(self, strategy_id: uuid.UUID, version: int, expected_version: int) -> StrategyOut:
@@ -234,7 +264,7 @@ class StrategyService:
         if strategy.status != "confirmed":
             strategy.status = "confirmed"
             strategy.confirmed_at = datetime.now(UTC)
-            await self.uow.session.flush()
+            await self.repo.save_changes(strategy)
         return self._out(strategy, await self._current_revision(strategy))
 
     async def delete(self, strategy_id: uuid.UUID) -> None:
@@ -253,18 +283,23 @@ class StrategyService:
 
     # --- helpers ---------------------------------------------------------------------------------
 
-    def _require_valid(self, document: Any, prefix: str = "/document") -> None:
-        where = find_nul(document)
-        if where is not None:
+    def _require_valid(self, document: Any, locate: Locator = _in_document) -> None:
+        found = find_unstorable_text(document)
+        if found is not None:
+            pointer, message = locate(found.pointer, found.message)
             raise ValidationFailed(
-                "The document contains a NUL character (\\u0000); remove it.",
-                errors=[FieldError("nul_character", prefix + where, "NUL characters cannot be stored")],
+                "The document holds text that cannot be stored; remove the character.",
+                errors=[FieldError(found.code, pointer, message)],
             )
         issues = validate_strategy(document, symbol_checker=self.symbol_checker)
         if issues:
+            errors = []
+            for issue in issues:
+                pointer, message = locate(issue.pointer, issue.message)
+                errors.append(FieldError(issue.code.value, pointer, message, issue.hint))
             raise ValidationFailed(
                 f"The strategy document has {len(issues)} problem(s); fix each at its pointer.",
-                errors=_field_errors(issues, prefix),
+                errors=errors,
             )
 
     async def _owns_session(self, session_id: uuid.UUID) -> bool:
@@ -290,9 +325,9 @@ class StrategyService:
         change_type: str,
         *,
         patch: list[dict[str, Any]],
-        prefix: str = "/document",
+        locate: Locator = _in_document,
     ) -> StrategyOut:
-        self._require_valid(document, prefix)
+        self._require_valid(document, locate)
         if document_hash(document) == current.content_hash:
             return self._out(strategy, current)  # nothing changed: no new revision
         strategy.current_version += 1
@@ -323,8 +358,8 @@ class StrategyService:
             patch=patch,
         )
         strategy.dsl_version = str(document.get("dsl_version", DSL_VERSION))
-        strategy.updated_at = datetime.now(UTC)
         await self.repo.add_revision(revision)
+        await self.repo.save_changes(strategy)
         return revision
 
     async def _revision(self, strategy_id: uuid.UUID, version: int) -> StrategyRevision:
@@ -381,26 +416,55 @@ class DraftService:
         self.strategies = strategies
         self.store = store
 
-    def _out(self, record: dict[str, Any]) -> DraftOut:
-        return DraftOut(
-            id=uuid.UUID(record["id"]),
-            session_id=uuid.UUID(record["session_id"]) if record.get("session_id") else None,
-            document=record["document"],
-            updated_at=datetime.fromisoformat(record["updated_at"]),
-            expires_at=datetime.fromisoformat(record["expires_at"]),
-            validation=validation_response(record["document"], self.strategies.symbol_checker),
-        )
+    def _out(self, draft_id: uuid.UUID, record: dict[str, Any]) -> DraftOut:
+        """The draft as served; ``UnreadableDraft`` when the record is not one ``save`` could write."""
+        if find_unstorable_text(record) is not None:
+            raise UnreadableDraft(draft_id)
+        try:
+            return DraftOut(
+                id=uuid.UUID(record["id"]),
+                session_id=uuid.UUID(record["session_id"]) if record.get("session_id") else None,
+                document=record["document"],
+                updated_at=datetime.fromisoformat(record["updated_at"]),
+                expires_at=datetime.fromisoformat(record["expires_at"]),
+                validation=validation_response(record["document"], self.strategies.symbol_checker),
+            )
+        except (KeyError, TypeError, ValueError) as exc:  # pydantic's ValidationError is a ValueError
+            raise UnreadableDraft(draft_id) from exc
+
+    async def _stored(self, draft_id: uuid.UUID) -> tuple[dict[str, Any], DraftOut]:
+        """The stored record and the draft as served; 409 when the record cannot be read."""
+        try:
+            record = await self.store.get(draft_id)
+            return record, self._out(draft_id, record)
+        except UnreadableDraft as exc:
+            raise Conflict(
+                f"Draft {draft_id} holds data that cannot be read; replace it with PUT or delete it.",
+                extra={"draft_id": str(draft_id)},
+            ) from exc
 
     async def save(
         self, draft_id: uuid.UUID | None, document: dict[str, Any], session_id: uuid.UUID | None
     ) -> DraftOut:
-        return self._out(await self.store.save(draft_id, document, session_id))
+        refuse_unstorable_text(document, "/document")
+        record = await self.store.save(draft_id, document, session_id)
+        return self._out(uuid.UUID(record["id"]), record)
 
     async def get(self, draft_id: uuid.UUID) -> DraftOut:
-        return self._out(await self.store.get(draft_id))
+        return (await self._stored(draft_id))[1]
 
     async def all(self) -> list[DraftOut]:
-        return [self._out(record) for record in await self.store.all()]
+        """Every readable draft, newest change first; one that cannot be read is left out (and
+        logged) rather than failing the whole list."""
+        drafts = []
+        for draft_id in await self.store.ids():
+            try:
+                drafts.append(self._out(draft_id, await self.store.get(draft_id)))
+            except NotFound:
+                continue  # expired since the index was read
+            except UnreadableDraft:
+                log.warning("draft %s of user %s cannot be read; left out", draft_id, self.store.user_id)
+        return sorted(drafts, key=lambda draft: draft.updated_at, reverse=True)
 
     async def delete(self, draft_id: uuid.UUID) -> None:
         await self.store.delete(draft_id)
@@ -408,7 +472,7 @@ class DraftService:
     async def confirm(self, draft_id: uuid.UUID) -> StrategyOut:
         """Save a draft as a confirmed strategy. The caller deletes the draft after the commit, so a
         failed save never loses it."""
-        record = await self.store.get(draft_id)
+        record, _ = await self._stored(draft_id)
         session = uuid.UUID(record["session_id"]) if record.get("session_id") else None
         return await self.strategies.create(record["document"], session_id=session, confirm=True)
 

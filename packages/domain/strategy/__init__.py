@@ -14,6 +14,7 @@ reading only ``plan`` do not load TA-Lib, numba or jsonschema):
 - ``tunables.list_tunable_parameters(document)`` / ``apply_parameters(document, values)`` /
   ``ParameterSpace`` (many value sets of one document);
 - ``canonical.canonical_json`` / ``document_hash`` / ``diff_documents`` / ``apply_patch``;
+  ``patch_trace.apply_traced_patch`` (which operation answers for each location of the result);
 - ``examples.list_examples()`` / ``get_example(slug)``.
 
 The language is taught in README.md next to this file.

@@ -20,7 +20,14 @@ JsonPatch = list[dict[str, Any]]
 
 
 class PatchError(ValueError):
-    """An RFC 6902 patch could not be applied (bad operation, missing path or failed test)."""
+    """An RFC 6902 patch could not be applied (bad operation, missing path or failed test).
+
+    ``operation_index`` is the position of the operation that failed in the patch.
+    """
+
+    def __init__(self, message: str, operation_index: int) -> None:
+        super().__init__(message)
+        self.operation_index = operation_index
 
 
 def _number(value: int | float) -> str:
@@ -124,17 +131,25 @@ def diff_documents(old: Any, new: Any) -> JsonPatch:
 
 
 def apply_patch(document: Any, patch: JsonPatch) -> Any:
-    """A new document with ``patch`` applied; ``document`` is left untouched."""
-    try:
-        return jsonpatch.apply_patch(copy.deepcopy(document), patch, in_place=False)
-    except (
-        jsonpatch.JsonPatchException,
-        jsonpatch.JsonPointerException,
-        TypeError,
-        KeyError,
-        IndexError,
-    ) as exc:
-        raise PatchError(str(exc)) from exc
+    """A new document with ``patch`` applied; ``document`` is left untouched.
+
+    Operations are applied one at a time to a single copy, so a failure can name its operation.
+    Their values are copied too: jsonpatch inserts a value by reference, and a later operation
+    changing it would otherwise change the patch itself.
+    """
+    result = copy.deepcopy(document)
+    for index, operation in enumerate(copy.deepcopy(patch)):
+        try:
+            result = jsonpatch.JsonPatch([operation]).apply(result, in_place=True)
+        except (
+            jsonpatch.JsonPatchException,
+            jsonpatch.JsonPointerException,
+            TypeError,
+            KeyError,
+            IndexError,
+        ) as exc:
+            raise PatchError(str(exc), index) from exc
+    return result
 
 
 def _normalised(value: Any) -> Any:

@@ -3,8 +3,9 @@
 ``validate_strategy(document)`` never raises on bad input; it returns every problem it finds as a
 ``ValidationIssue`` (empty list = valid). Stages:
 
-0. a cheap scan that the value is finite JSON within the size and depth caps (so the later
-   stages cannot recurse without bound or meet NaN);
+0. a cheap scan that the value is finite JSON of Unicode text (no lone surrogates) within the
+   size and depth caps (so the later stages cannot recurse without bound or meet NaN, and a valid
+   document always has a canonical UTF-8 form and a hash);
 1. the JSON Schema, each error mapped to a stable code and the pointer of the offending value;
 2. semantic rules (catalogue, references, exits, sizing, portfolio, look-back), run only on a
    document with the right shape because they presuppose it.
@@ -90,6 +91,10 @@ def validate_semantics(
 
 # --- stage 0: is it bounded, finite JSON? -----------------------------------------------------
 
+# A UTF-16 surrogate in a Python string: JSON's "\ud800" escape decodes to one when it is not half
+# of a pair. It is not Unicode text, so the document has no UTF-8 form (no canonical JSON, no hash).
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
 
 def _scan_json(document: Any, limits: Limits) -> list[ValidationIssue]:
     issues: list[ValidationIssue] = []
@@ -127,6 +132,10 @@ def _scan_json(document: Any, limits: Limits) -> list[ValidationIssue]:
                         )
                     )
                     continue
+                if _SURROGATE.search(key):
+                    # The pointer names the object: one spelling out the key could not be written.
+                    issues.append(_surrogate_issue(pointer, f"The key {key!a}"))
+                    continue
                 stack.append((child, join_pointer(pointer, key), depth + 1))
         elif isinstance(value, list):
             for index in reversed(range(len(value))):
@@ -147,6 +156,8 @@ def _scan_json(document: Any, limits: Limits) -> list[ValidationIssue]:
                         f"The string is longer than {limits.max_string_length} characters.",
                     )
                 )
+            elif _SURROGATE.search(value):
+                issues.append(_surrogate_issue(pointer, "The text"))
         elif not (value is None or isinstance(value, bool | int)):
             issues.append(
                 ValidationIssue(
@@ -156,6 +167,15 @@ def _scan_json(document: Any, limits: Limits) -> list[ValidationIssue]:
                 )
             )
     return issues
+
+
+def _surrogate_issue(pointer: str, subject: str) -> ValidationIssue:
+    return ValidationIssue(
+        ErrorCode.INVALID_VALUE,
+        pointer,
+        f"{subject} holds a lone UTF-16 surrogate (an unpaired \\ud800-\\udfff escape), which is not Unicode text.",
+        "Remove the escape, or write the character itself (or both halves of its surrogate pair).",
+    )
 
 
 # --- stage 1: schema ----------------------------------------------------------------------------
@@ -213,7 +233,7 @@ def _schema_issues(document: Any, limits: Limits) -> list[ValidationIssue]:
         if _fast_validator(limits).is_valid(document):
             return []
     except (ValueError, UnicodeError):
-        pass  # values the compiled validator cannot take (lone surrogates, numpy scalars): ask the reference
+        pass  # values the compiled validator cannot take (numpy scalars): ask the reference
     issues: list[ValidationIssue] = []
     seen: set[tuple[ErrorCode, str]] = set()
     for error in _validator(limits).iter_errors(document):
@@ -346,6 +366,11 @@ class _Factor:
     spec: IndicatorSpec | None  # None when the indicator is unknown (already reported)
     params: dict[str, ParamValue] | None  # resolved; None when a parameter is invalid
     timeframe: str
+    source: str | None = None  # the price source, for indicators that take one
+
+
+# Comparisons that can never be true when both sides are one and the same series.
+_NEVER_TRUE_ON_ONE_SERIES = frozenset({"gt", "lt", "neq", *CROSS_OPS})
 
 
 class _Semantics:
@@ -447,7 +472,8 @@ class _Semantics:
                     "Remove 'source'.",
                 )
             params = self._check_params(pointer, spec, factor.get("params", {}))
-            self.factors[factor_id] = _Factor(pointer, spec, params, timeframe)
+            source = str(factor.get("source", "close")) if spec.accepts_source else None
+            self.factors[factor_id] = _Factor(pointer, spec, params, timeframe, source)
 
     def _check_params(
         self, pointer: str, spec: IndicatorSpec, given: Mapping[str, Any]
@@ -501,20 +527,32 @@ class _Semantics:
         resolved = spec.resolve_params(given)
         for constraint in spec.constraints:
             if not constraint.holds(resolved):
-                shown = ", ".join(f"{name}={resolved[name]}" for name in constraint.params)
+                # Point at a value the factor sets: a default is not in the document.
+                offending = next((name for name in constraint.params if name in given), constraint.params[0])
+                shown = ", ".join(
+                    f"{name}={resolved[name]}" + ("" if name in given else " (default)")
+                    for name in constraint.params
+                )
                 self.add(
                     ErrorCode.PARAM_CONFLICT,
-                    join_pointer(pointer, "params", constraint.params[0]),
+                    join_pointer(pointer, "params", offending),
                     f"'{spec.name}' requires {constraint.description} (got {shown}).",
+                    constraint.hint,
                 )
-                return None
-        return resolved
+                valid = False
+        return resolved if valid else None
 
     def factor_warmup(self, factor_id: str, offset: int) -> int:
         factor = self.factors.get(factor_id)
         if factor is None or factor.spec is None or factor.params is None:
             return offset
-        return scaled_warmup(factor.spec.warmup(factor.params), offset, factor.timeframe, self.timeframe)
+        return scaled_warmup(
+            factor.spec.warmup(factor.params),
+            offset,
+            factor.timeframe,
+            self.timeframe,
+            market=str(self.document["universe"]["market"]),
+        )
 
     # conditions --------------------------------------------------------------------------------
 
@@ -573,6 +611,7 @@ class _Semantics:
                     "Each step happens on a later bar than the previous one.",
                 )
         else:
+            before = len(self.issues)
             self._check_operand(f"{pointer}/left", node["left"])
             self._check_operand(f"{pointer}/right", node["right"])
             if op in CROSS_OPS and not isinstance(node["left"], dict) and not isinstance(node["right"], dict):
@@ -582,6 +621,50 @@ class _Semantics:
                     f"{op} between two numbers can never happen.",
                     "Cross a series (field or factor) with a number or another series.",
                 )
+            elif op in _NEVER_TRUE_ON_ONE_SERIES and len(self.issues) == before:
+                self._check_distinct_sides(pointer, op, node["left"], node["right"])
+
+    def _check_distinct_sides(self, pointer: str, op: str, left: Any, right: Any) -> None:
+        """Two operands reading the same series (the same field, or factors computing the same
+        indicator with the same parameters, source and timeframe, at the same output and offset)
+        hold equal values at every bar, so ``op`` between them is never true."""
+        left_series, right_series = self._series(left), self._series(right)
+        if left_series is None or right_series is None or left_series[1] != right_series[1]:
+            return
+        self.add(
+            ErrorCode.PARAM_CONFLICT,
+            f"{pointer}/right",
+            f"Both sides of {op} read the same series ({left_series[0]}): they are equal at every "
+            "bar, so the condition is never true.",
+            "Give one side other parameters (e.g. a shorter period for the fast average), another "
+            "output or an offset.",
+        )
+
+    def _series(self, operand: Any) -> tuple[str, tuple[Any, ...]] | None:
+        """A description of the series an operand reads and its identity (None for a number or an
+        unusable factor)."""
+        if not isinstance(operand, dict):
+            return None
+        offset = operand.get("offset", 0)
+        shifted = f" {offset} bar(s) back" if offset else ""
+        if "field" in operand:
+            return f"the field {operand['field']}{shifted}", ("field", operand["field"], offset)
+        factor = self.factors.get(str(operand["factor"]))
+        if factor is None or factor.spec is None or factor.params is None:
+            return None
+        output = str(operand.get("output", factor.spec.output_names[0]))
+        settings = ", ".join(f"{name}={value}" for name, value in factor.params.items())
+        source = f" of {factor.source}" if factor.source else ""
+        described = f"{factor.spec.name}({settings}){source} on {factor.timeframe}, output {output}{shifted}"
+        identity = (
+            factor.spec.name,
+            tuple(factor.params.items()),
+            factor.source,
+            factor.timeframe,
+            output,
+            offset,
+        )
+        return described, ("factor", *identity)
 
     def _check_operand(self, pointer: str, operand: Any) -> None:
         if isinstance(operand, dict) and "factor" in operand:

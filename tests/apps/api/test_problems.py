@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import uuid
+from typing import Any
+
 import httpx
 import pytest
 
@@ -82,3 +86,60 @@ async def test_nul_characters_are_refused_not_stored(api: httpx.AsyncClient) -> 
     )
     body = _assert_problem(response, 422)
     assert "NUL" in body["errors"][0]["message"]
+
+
+JSON = {"content-type": "application/json"}
+
+
+def _ascii_json(body: object) -> bytes:
+    """Lone surrogates travel as JSON escapes (httpx's ``json=`` cannot encode them)."""
+    return json.dumps(body).encode("ascii")
+
+
+@pytest.mark.parametrize(
+    ("extra", "pointer"),
+    [
+        ({"display_name": "a\ud800b"}, "/display_name"),
+        ({"display_name": "\udc00"}, "/display_name"),
+        ({"x\udfff": "field name"}, ""),  # a key: the pointer names the object holding it
+    ],
+)
+async def test_lone_surrogates_are_refused_not_stored(
+    api: httpx.AsyncClient, extra: dict[str, str], pointer: str
+) -> None:
+    email = f"surrogate-{uuid.uuid4().hex[:10]}@example.com"
+    body = {"email": email, "password": "long-enough-pw", **extra}
+    response = await api.post("/auth/register", content=_ascii_json(body), headers=JSON)
+    problem = _assert_problem(response, 422)
+    assert [(e["code"], e["pointer"]) for e in problem["errors"]] == [("lone_surrogate", pointer)]
+    assert "surrogate" in problem["errors"][0]["message"]
+    # Nothing was stored: the address is still free.
+    registered = await api.post("/auth/register", json={"email": email, "password": "long-enough-pw"})
+    assert registered.status_code == 201, registered.text
+
+
+async def test_backtest_inline_documents_with_unstorable_text_are_refused(
+    api: httpx.AsyncClient, make_account: Any
+) -> None:
+    from packages.domain.strategy.examples import get_example
+
+    account = await make_account()
+    for name, code in (("SMA \ud800", "lone_surrogate"), ("SMA \x00", "nul_character")):
+        document = get_example("sma_crossover_trend")
+        document["metadata"]["name"] = name
+        body = {"document": document, "start": "2011-01-01", "end": "2012-01-01"}
+        headers = {**account.headers, **JSON, "Idempotency-Key": uuid.uuid4().hex}
+        response = await api.post("/backtests", content=_ascii_json(body), headers=headers)
+        problem = _assert_problem(response, 422)
+        assert [(e["code"], e["pointer"]) for e in problem["errors"]] == [(code, "/document/metadata/name")]
+    assert (await api.get("/backtests", headers=account.headers)).json()["items"] == []
+
+
+async def test_a_refused_key_is_quoted_exactly(api: httpx.AsyncClient) -> None:
+    # Braces in the caller's text must not be read as placeholders of the error message.
+    key = "{message}{pointer}\udfff"
+    body = {"email": "braces@example.com", "password": "long-enough-pw", key: 1}
+    response = await api.post("/auth/register", content=_ascii_json(body), headers=JSON)
+    (error,) = _assert_problem(response, 422)["errors"]
+    assert error["pointer"] == ""
+    assert f"the key {key!a} contains a lone surrogate" in error["message"]

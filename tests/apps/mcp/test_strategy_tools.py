@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any
 
 import httpx
@@ -129,3 +130,131 @@ async def test_another_users_strategy_is_not_found_over_mcp(
             assert result.is_error and "not_found" in result.content[0].text, (tool, result.content)
         listed = (await session.call_tool("list_strategies", {})).structured_content
         assert listed["items"] == []
+
+
+async def test_patch_errors_point_into_the_patch(
+    mcp_server: str, make_account: Any, market_data_ready: dict[str, Any]
+) -> None:
+    account = await make_account()
+    token = (await account.mcp_token(domains=["strategy"]))["token"]
+    async with mcp_session(mcp_server, "strategy", token) as session:
+        created = await session.call_tool("upsert_strategy", {"document": get_example("sma_crossover_trend")})
+        sid = created.structured_content["id"]
+        new_macd = {"id": "m", "indicator": "macd", "params": {"fast_period": 30, "slow_period": 10}}
+        for operations, expected in [
+            (
+                [{"op": "replace", "path": "/timeframe", "value": "7m"}],
+                "/patch/0/value: In the patched document at /timeframe:",
+            ),
+            (
+                [{"op": "add", "path": "/factors/-", "value": new_macd}],
+                "/patch/0/value/params/fast_period: In the patched document at /factors/2/params/fast_period:",
+            ),
+            (
+                [{"op": "remove", "path": "/metadata/name"}],
+                "/patch/0: In the patched document at /metadata/name:",
+            ),
+        ]:
+            refused = await session.call_tool(
+                "patch_strategy", {"strategy_id": sid, "patch": operations, "expected_version": 1}
+            )
+            assert refused.is_error and expected in refused.content[0].text, refused.content
+        assert (await session.call_tool("get_strategy", {"strategy_id": sid})).structured_content[
+            "current_version"
+        ] == 1
+
+
+MODERN_PROTOCOL = "2026-07-28"
+
+
+async def _call_with_escapes(
+    mcp_server: str, token: str, tool: str, arguments: dict[str, Any]
+) -> dict[str, Any]:
+    """A tools/call written as ASCII JSON, so lone surrogates travel as escapes. The official client
+    cannot send them (it encodes requests as UTF-8), and the handshake-era transport refuses them
+    while parsing; a single-exchange request (protocol 2026-07-28) hands them to the tool."""
+    meta = {
+        "io.modelcontextprotocol/protocolVersion": MODERN_PROTOCOL,
+        "io.modelcontextprotocol/clientCapabilities": {},
+        "io.modelcontextprotocol/clientInfo": {"name": "escapes", "version": "1"},
+    }
+    body = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "tools/call",
+        "params": {"name": tool, "arguments": arguments, "_meta": meta},
+    }
+    headers = {
+        "Accept": "application/json, text/event-stream",
+        "Content-Type": "application/json",
+        "Authorization": f"Bearer {token}",
+        "mcp-protocol-version": MODERN_PROTOCOL,
+        "mcp-method": "tools/call",
+        "mcp-name": tool,
+    }
+    async with httpx.AsyncClient(timeout=60) as http:
+        response = await http.post(
+            f"{mcp_server}/strategy/mcp", content=json.dumps(body).encode("ascii"), headers=headers
+        )
+    assert response.status_code == 200, response.text
+    return dict(response.json()["result"])
+
+
+async def test_lone_surrogates_are_refused_with_a_pointer_and_nothing_is_stored(
+    mcp_server: str, make_account: Any, market_data_ready: dict[str, Any]
+) -> None:
+    account = await make_account()
+    token = (await account.mcp_token(domains=["strategy"]))["token"]
+    document = copy.deepcopy(get_example("sma_crossover_trend"))
+    async with mcp_session(mcp_server, "strategy", token) as session:
+        sid = (await session.call_tool("upsert_strategy", {"document": document})).structured_content["id"]
+    bad = copy.deepcopy(document)
+    bad["metadata"]["name"] = "a\ud800b"
+    cases = [
+        ("upsert_strategy", {"document": bad}, "/document/metadata/name"),
+        (
+            "upsert_strategy",
+            {"document": bad, "strategy_id": sid, "expected_version": 1},
+            "/document/metadata/name",
+        ),
+        ("validate_strategy", {"document": bad}, "/document/metadata/name"),
+        ("validate_strategy", {"document": {**document, "x-\udc80": 1}}, "/document:"),
+        (
+            "patch_strategy",
+            {
+                "strategy_id": sid,
+                "patch": [{"op": "replace", "path": "/metadata/name", "value": "\udfff"}],
+                "expected_version": 1,
+            },
+            "patch.0",
+        ),
+    ]
+    for tool, arguments, where in cases:
+        result = await _call_with_escapes(mcp_server, token, tool, arguments)
+        text = result["content"][0]["text"]
+        assert result["isError"] and "lone_surrogate" in text and where in text, (tool, text)
+    async with mcp_session(mcp_server, "strategy", token) as session:
+        listed = (await session.call_tool("list_strategies", {})).structured_content["items"]
+        assert [(s["id"], s["current_version"]) for s in listed] == [(sid, 1)]
+        stored = (await session.call_tool("get_strategy", {"strategy_id": sid})).structured_content
+        assert stored["document"] == document
+
+
+async def test_version_numbers_have_the_same_bounds_as_in_rest(
+    mcp_server: str, make_account: Any, market_data_ready: dict[str, Any]
+) -> None:
+    account = await make_account()
+    token = (await account.mcp_token(domains=["strategy"]))["token"]
+    async with mcp_session(mcp_server, "strategy", token) as session:
+        sid = (
+            await session.call_tool("upsert_strategy", {"document": get_example("sma_crossover_trend")})
+        ).structured_content["id"]
+        for version, answer in [(2**31, "less than or equal to 2147483647"), (2**31 - 1, "not_found")]:
+            for tool, arguments in [
+                ("get_strategy_version", {"strategy_id": sid, "version": version}),
+                ("diff_strategy_versions", {"strategy_id": sid, "from_version": 1, "to_version": version}),
+                ("get_tunable_parameters", {"strategy_id": sid, "version": version}),
+                ("rollback_strategy", {"strategy_id": sid, "version": version, "expected_version": 1}),
+            ]:
+                result = await session.call_tool(tool, arguments)
+                assert result.is_error and answer in result.content[0].text, (tool, version, result.content)

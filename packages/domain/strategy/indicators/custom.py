@@ -223,7 +223,15 @@ def custom_indicators() -> list[IndicatorSpec]:
             compute=_hurst_exponent,
             warmup=lambda params: int(params["period"]) - 1,
             backend="custom",
-            constraints=(ParamConstraint(("max_lag", "period"), "max_lag * 2 <= period", _half_period_lag),),
+            constraints=(
+                ParamConstraint(
+                    ("max_lag", "period"),
+                    "max_lag * 2 <= period",
+                    _half_period_lag,
+                    "Lower max_lag to at most half of period, or lengthen period: the longest lag "
+                    "needs as many differences inside the window as it spans.",
+                ),
+            ),
         ),
         IndicatorSpec(
             name="volatility_regime_ratio",
@@ -238,7 +246,14 @@ def custom_indicators() -> list[IndicatorSpec]:
             compute=_volatility_regime,
             warmup=lambda params: int(params["slow_period"]),
             backend="custom",
-            constraints=(less_than("fast_period", "slow_period"),),
+            constraints=(
+                less_than(
+                    "fast_period",
+                    "slow_period",
+                    "the ratio is short-term over long-term volatility; reversed it reads upside "
+                    "down, and equal periods give a constant 1.",
+                ),
+            ),
         ),
         IndicatorSpec(
             name="vwap",

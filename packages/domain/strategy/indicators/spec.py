@@ -64,11 +64,16 @@ class ParamSpec:
 
 @dataclass(frozen=True)
 class ParamConstraint:
-    """A rule between parameters, e.g. fast period below slow period; ``params[0]`` gets the error."""
+    """A rule between parameters, e.g. fast period below slow period.
+
+    Validation reports a broken rule as PARAM_CONFLICT at the first of ``params`` the factor sets
+    (values left out take their defaults), with ``hint`` saying how to fix it.
+    """
 
     params: tuple[str, ...]
     description: str
     holds: Callable[[Params], bool]
+    hint: str
 
 
 @dataclass(frozen=True)
@@ -159,9 +164,21 @@ def period_param(
     return ParamSpec(name, "int", default, description, minimum=minimum, maximum=maximum)
 
 
-def less_than(lower: str, upper: str) -> ParamConstraint:
+def less_than(lower: str, upper: str, why: str) -> ParamConstraint:
+    """``lower`` strictly below ``upper``; ``why`` says what the order means to the indicator."""
     return ParamConstraint(
         params=(lower, upper),
         description=f"{lower} < {upper}",
         holds=lambda params: float(params[lower]) < float(params[upper]),
+        hint=f"Make {lower} smaller than {upper}: {why}",
+    )
+
+
+def at_most(lower: str, upper: str, why: str) -> ParamConstraint:
+    """``lower`` not above ``upper``; ``why`` says what the order means to the indicator."""
+    return ParamConstraint(
+        params=(lower, upper),
+        description=f"{lower} <= {upper}",
+        holds=lambda params: float(params[lower]) <= float(params[upper]),
+        hint=f"Make {lower} no larger than {upper}: {why}",
     )

@@ -26,6 +26,7 @@ from packages.domain.strategy.indicators.spec import (
     ParamConstraint,
     Params,
     ParamSpec,
+    at_most,
     less_than,
 )
 
@@ -229,7 +230,45 @@ class _Entry:
     output_ranges: Mapping[str, tuple[float, float]] = field(default_factory=dict)
 
 
-_FAST_SLOW = (less_than("fast_period", "slow_period"),)
+# Cross-parameter rules, each because of what TA-Lib does with the values (checked against it in
+# tests/packages/domain/strategy/test_param_conflicts.py).
+_SWAPPED_FAST_SLOW = (
+    less_than(
+        "fast_period",
+        "slow_period",
+        "TA-Lib swaps the two when fast_period is the larger, and equal periods give a line stuck at zero.",
+    ),
+)
+_SIGN_FLIPPED_FAST_SLOW = (
+    less_than(
+        "fast_period",
+        "slow_period",
+        "reversed periods turn the oscillator upside down, and equal periods give a line stuck at zero.",
+    ),
+)
+_MAMA_LIMITS = (
+    less_than(
+        "slow_limit",
+        "fast_limit",
+        "the adaptive factor moves from slow_limit in choppy markets up to fast_limit in trends; "
+        "reversed limits make it adapt the wrong way, and equal ones do not adapt at all.",
+    ),
+)
+_ULTOSC_ORDER = tuple(
+    at_most(
+        shorter,
+        longer,
+        "TA-Lib sorts the three periods, so the 4:2:1 weights would go to other windows than the ones named.",
+    )
+    for shorter, longer in (("period1", "period2"), ("period2", "period3"))
+)
+_SAR_STEP = (
+    at_most(
+        "acceleration",
+        "maximum",
+        "acceleration is the step by which the factor grows towards maximum; TA-Lib cuts a larger step down to maximum.",
+    ),
+)
 
 _ENTRIES: tuple[_Entry, ...] = (
     # Overlap studies: moving averages, bands and trailing levels on the price scale.
@@ -293,7 +332,7 @@ _ENTRIES: tuple[_Entry, ...] = (
         "MAMA",
         "overlap",
         "MESA adaptive moving average (mama) and its following average (fama).",
-        constraints=(less_than("slow_limit", "fast_limit"),),
+        constraints=_MAMA_LIMITS,
     ),
     _Entry(
         "ht_trendline", "HT_TRENDLINE", "overlap", "Hilbert-transform instantaneous trendline of the source."
@@ -333,7 +372,7 @@ _ENTRIES: tuple[_Entry, ...] = (
         "SuperTrend: hl2 -/+ multiplier x ATR trailing level that flips with the trend; direction +1/-1.",
         output_ranges={"direction": (-1.0, 1.0)},
     ),
-    _Entry("sar", "SAR", "overlap", "Parabolic SAR stop-and-reverse level."),
+    _Entry("sar", "SAR", "overlap", "Parabolic SAR stop-and-reverse level.", constraints=_SAR_STEP),
     # Momentum: oscillators and directional measures.
     _Entry(
         "rsi",
@@ -378,7 +417,6 @@ _ENTRIES: tuple[_Entry, ...] = (
         "SMI",
         "momentum",
         "Stochastic Momentum Index and its signal line, -100..100.",
-        constraints=_FAST_SLOW,
         output_ranges={"smi": _SYMMETRIC_PERCENT, "signal": _SYMMETRIC_PERCENT},
     ),
     _Entry(
@@ -387,7 +425,7 @@ _ENTRIES: tuple[_Entry, ...] = (
         "momentum",
         "MACD: EMA(fast) - EMA(slow), its signal EMA and histogram.",
         ("signal_period",),
-        _FAST_SLOW,
+        _SWAPPED_FAST_SLOW,
     ),
     _Entry(
         "macdext",
@@ -395,7 +433,7 @@ _ENTRIES: tuple[_Entry, ...] = (
         "momentum",
         "MACD with a selectable moving-average type for each line.",
         ("signal_period",),
-        _FAST_SLOW,
+        _SWAPPED_FAST_SLOW,
     ),
     _Entry(
         "macdfix",
@@ -405,14 +443,18 @@ _ENTRIES: tuple[_Entry, ...] = (
         ("signal_period",),
     ),
     _Entry(
-        "apo", "APO", "momentum", "Absolute price oscillator: fast MA minus slow MA.", constraints=_FAST_SLOW
+        "apo",
+        "APO",
+        "momentum",
+        "Absolute price oscillator: fast MA minus slow MA.",
+        constraints=_SWAPPED_FAST_SLOW,
     ),
     _Entry(
         "ppo",
         "PPO",
         "momentum",
         "Percentage price oscillator: (fast MA - slow MA) / slow MA x 100.",
-        constraints=_FAST_SLOW,
+        constraints=_SWAPPED_FAST_SLOW,
     ),
     _Entry(
         "adx",
@@ -520,6 +562,7 @@ _ENTRIES: tuple[_Entry, ...] = (
         "momentum",
         "Ultimate oscillator combining three periods, 0..100.",
         ("period1", "period2", "period3"),
+        _ULTOSC_ORDER,
         output_ranges={"value": _PERCENT_RANGE},
     ),
     _Entry(
@@ -589,14 +632,14 @@ _ENTRIES: tuple[_Entry, ...] = (
         "AO",
         "momentum",
         "Awesome oscillator: SMA(fast) - SMA(slow) of the median price.",
-        constraints=_FAST_SLOW,
+        constraints=_SIGN_FLIPPED_FAST_SLOW,
     ),
     _Entry(
         "ac",
         "AC",
         "momentum",
         "Accelerator oscillator: awesome oscillator minus its SMA.",
-        constraints=_FAST_SLOW,
+        constraints=_SIGN_FLIPPED_FAST_SLOW,
     ),
     # Regime.
     _Entry(
@@ -635,7 +678,7 @@ _ENTRIES: tuple[_Entry, ...] = (
         "ADOSC",
         "volume",
         "Chaikin A/D oscillator: fast EMA minus slow EMA of the A/D line.",
-        constraints=_FAST_SLOW,
+        constraints=_SIGN_FLIPPED_FAST_SLOW,
     ),
     _Entry(
         "cmf",
@@ -650,7 +693,11 @@ _ENTRIES: tuple[_Entry, ...] = (
     _Entry("pvi", "PVI", "volume", "Positive volume index (cumulative, moves on rising-volume bars)."),
     _Entry("pvt", "PVT", "volume", "Price volume trend (cumulative volume x relative price change)."),
     _Entry(
-        "pvo", "PVO", "volume", "Percentage volume oscillator: PPO applied to volume.", constraints=_FAST_SLOW
+        "pvo",
+        "PVO",
+        "volume",
+        "Percentage volume oscillator: PPO applied to volume.",
+        constraints=_SWAPPED_FAST_SLOW,
     ),
     _Entry(
         "rvol",

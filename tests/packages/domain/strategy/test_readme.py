@@ -48,3 +48,13 @@ def test_top_level_readme_section_example_is_valid_and_lists_every_code() -> Non
     table = set(re.findall(r"^\| `([A-Z_]+)` \|", TOP_LEVEL_SECTION, flags=re.MULTILINE))
     assert table == {code.value for code in ErrorCode}
     assert "packages/domain/strategy/README.md" in TOP_LEVEL_SECTION
+
+
+def test_every_parameter_rule_is_documented() -> None:
+    rows = [line for line in README.splitlines() if line.startswith("| ")]
+    for spec in list_indicators():
+        for constraint in spec.constraints:
+            assert any(
+                re.search(rf"\b{spec.name}\b", row.split("|")[1]) and f"`{constraint.description}`" in row
+                for row in rows
+            ), (spec.name, constraint.description)

@@ -640,10 +640,32 @@ def test_client_annotations_are_allowed_at_the_root() -> None:
 
 
 def test_values_the_compiled_validator_cannot_take_are_still_judged() -> None:
-    # A lone surrogate survives json.loads; numpy scalars come from Python callers. Neither may raise.
-    surrogate_key = json.loads('{"x-\\udc80": 1}')
-    assert validate_strategy({**BASE, **surrogate_key}) == []
+    # Numpy scalars come from Python callers; they must not raise.
     as_numpy, as_float = copy.deepcopy(BASE), copy.deepcopy(BASE)
     as_numpy["factors"][0]["params"]["period"] = np.float64(12.0)
     as_float["factors"][0]["params"]["period"] = 12.0
     assert validate_strategy(as_numpy) == validate_strategy(as_float) == []
+
+
+@pytest.mark.parametrize(
+    ("raw", "pointer"),
+    [
+        # JSON escapes of lone surrogates survive json.loads as unencodable code points.
+        ('{"x-\\udc80": 1}', ""),
+        ('{"metadata": {"name": "a\\ud800b"}}', "/metadata/name"),
+        ('{"universe": {"market": "us_stocks", "symbols": ["AAPL", "\\udfff"]}}', "/universe/symbols/1"),
+        ('{"metadata": {"name": "ok", "x-\\ud83d": {"deeper": "\\ud800"}}}', "/metadata"),
+    ],
+)
+def test_lone_surrogates_are_invalid_text(raw: str, pointer: str) -> None:
+    document = {**copy.deepcopy(BASE), **json.loads(raw)}
+    issues = validate_strategy(document)
+    assert [(i.code, i.pointer) for i in issues] == [(ErrorCode.INVALID_VALUE, pointer)]
+    # The report itself must be writable as UTF-8 (it is served as JSON).
+    json.dumps([i.to_dict() for i in issues], ensure_ascii=False).encode("utf-8")
+
+
+def test_a_surrogate_pair_is_one_character_and_valid() -> None:
+    document = copy.deepcopy(BASE)
+    document["metadata"]["name"] = json.loads('"rocket \\ud83d\\ude80"')
+    assert validate_strategy(document) == []
