@@ -8,7 +8,7 @@ from typing import Any
 
 from packages.core.auth.repository import UserRepository
 from packages.core.auth.service import Principal
-from packages.core.errors import NotFound, ValidationFailed
+from packages.core.errors import FieldError, NotFound, ValidationFailed
 from packages.core.market_data.access import market_store, normalise_symbol
 from packages.core.market_data.catalog import PostgresCatalog
 from packages.core.market_data.cold_start import market_data_status, run_cold_start
@@ -60,9 +60,14 @@ async def import_file(
             namespace=PUBLIC_NAMESPACE,
             store=market_store(resources.settings),
             outlier_threshold=params.outlier_threshold,
+            max_columns=resources.settings.market_data.import_max_columns,
+            max_span_bars=resources.settings.market_data.max_range_bars,
         )
     except ImportRejected as error:
-        raise ValidationFailed(f"The file cannot be imported: {error}") from error
+        raise ValidationFailed(
+            f"The file cannot be imported: {error}",
+            errors=[FieldError("import_rejected", error.pointer, str(error))],
+        ) from error
     if stored.catalog_entry is not None:
         await PostgresCatalog(resources.session_factory).aupsert(stored.catalog_entry)
     return {

@@ -5,6 +5,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Query, Response, UploadFile, status
 from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 
 from packages.core.errors import FieldError, ValidationFailed
 from packages.core.http.deps import PrincipalDep, ResourcesDep, UowDep
@@ -23,6 +24,7 @@ from packages.core.market_data.schemas import (
     QuoteOut,
     RegimeSnapshotOut,
     SearchText,
+    StorableText,
     Symbol,
     SymbolDetail,
     SymbolList,
@@ -35,6 +37,7 @@ from packages.core.market_data.schemas import (
     UdfHistory,
     UdfSearchItem,
     UdfSymbolInfo,
+    UdfTicker,
 )
 from packages.core.market_data.service import MarketDataService, parse_mapping_json
 from packages.core.market_data.udf import UdfService
@@ -103,7 +106,7 @@ async def get_bars(
     start: Annotated[Instant | None, Query()] = None,
     end: Annotated[Instant | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
-    cursor: Annotated[str | None, Query(max_length=500)] = None,
+    cursor: Annotated[Annotated[str, StorableText] | None, Query(max_length=500)] = None,
 ) -> BarsPage:
     limit = min(limit, resources.settings.market_data.max_page_bars)
     async with uow:
@@ -215,10 +218,7 @@ async def create_import(
     except ValidationError as error:
         raise ValidationFailed(
             "The import parameters are not valid.",
-            errors=[
-                FieldError(str(e["type"]), "/" + "/".join(str(p) for p in e["loc"]), str(e["msg"]))
-                for e in error.errors()
-            ],
+            errors=[_form_error(e) for e in error.errors()],
         ) from error
     data = await file.read()
     if not data:
@@ -229,6 +229,15 @@ async def create_import(
         return await MarketDataService(uow, resources, principal).create_import(
             params, data, file.filename or "upload"
         )
+
+
+def _form_error(error: ErrorDetails) -> FieldError:
+    """A form field's error; a model-wide check (unstorable text) names the field in its context."""
+    pointer = "".join(f"/{part}" for part in error["loc"])
+    inner = (error.get("ctx") or {}).get("pointer")
+    if isinstance(inner, str):
+        pointer += inner
+    return FieldError(str(error["type"]), pointer, str(error["msg"]))
 
 
 @router.get(
@@ -359,7 +368,7 @@ async def udf_search(
     uow: UowDep,
     resources: ResourcesDep,
     query: Annotated[SearchText, Query()] = "",
-    symbol_type: Annotated[str, Query(alias="type", max_length=32)] = "",
+    symbol_type: Annotated[str, Query(alias="type", max_length=32), StorableText] = "",
     exchange: Annotated[MarketName | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 30,
 ) -> list[UdfSearchItem]:
@@ -379,7 +388,7 @@ async def udf_symbol(
     principal: PrincipalDep,
     uow: UowDep,
     resources: ResourcesDep,
-    symbol: Annotated[str, Query(min_length=1, max_length=80)],
+    symbol: Annotated[UdfTicker, Query()],
 ) -> UdfSymbolInfo:
     async with uow:
         return await UdfService(MarketDataService(uow, resources, principal)).symbol_info(symbol)
@@ -395,8 +404,8 @@ async def udf_history(
     principal: PrincipalDep,
     uow: UowDep,
     resources: ResourcesDep,
-    symbol: Annotated[str, Query(min_length=1, max_length=80)],
-    resolution: Annotated[str, Query(min_length=1, max_length=8)],
+    symbol: Annotated[UdfTicker, Query()],
+    resolution: Annotated[str, Query(min_length=1, max_length=8), StorableText],
     from_: Annotated[int, Query(alias="from", ge=-2_208_988_800, le=7_258_118_400)],
     to: Annotated[int, Query(ge=-2_208_988_800, le=7_258_118_400)],
     countback: Annotated[int | None, Query(ge=1, le=5000)] = None,

@@ -5,8 +5,9 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, Field, StringConstraints
+from pydantic_core import PydanticCustomError
 
-from packages.core.schemas import StrictModel
+from packages.core.schemas import StrictModel, find_unstorable_text
 
 MarketName = Literal["us_stocks", "crypto", "forex", "futures"]
 TimeframeName = Literal["1m", "5m", "15m", "30m", "1h", "2h", "4h", "1d", "1w"]
@@ -19,7 +20,21 @@ Symbol = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=64, pattern=SYMBOL_PATTERN),
 ]
-SearchText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=64)]
+
+
+def _storable(value: str) -> str:
+    """Free text that reaches the database (or is echoed back) must be storable: no NUL character,
+    no lone surrogate. Request bodies get this from ``StrictModel``; query parameters from here."""
+    found = find_unstorable_text(value)
+    if found is not None:
+        raise PydanticCustomError(found.code, "{message}", {"message": found.message})
+    return value
+
+
+StorableText = AfterValidator(_storable)
+SearchText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=64), StorableText]
+# A UDF ticker: "market:SYMBOL" or a bare symbol.
+UdfTicker = Annotated[str, StringConstraints(min_length=1, max_length=80), StorableText]
 
 EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
 LATEST = datetime(2200, 1, 1, tzinfo=UTC)

@@ -75,7 +75,7 @@ from packages.domain.market_data.bars import (
     parse_timeframe,
 )
 from packages.domain.market_data.gaps import MissingRange, detect_missing_ranges
-from packages.domain.market_data.quality import ImportRejected
+from packages.domain.market_data.quality import ImportRejected, shown
 from packages.domain.market_data.sessions import calendar_for, expected_timestamps
 from packages.domain.market_data.sync import SyncPlan, plan_sync
 from packages.domain.market_data.timeconv import TimeLike, from_ns, to_ns, to_ns_or_none
@@ -564,13 +564,17 @@ class MarketDataService:
         file_format: ImportFormat = params.file_format or ("parquet" if data[:4] == PARQUET_MAGIC else "csv")
         namespace = user_namespace(self.principal.user_id)
         mapping = params.mapping.model_dump()
+        config = self.settings.market_data
+        # Hashing and parsing a file of many megabytes would stall every other request on this loop.
+        digest = await asyncio.to_thread(lambda: hashlib.sha256(data).hexdigest())
         record = MarketDataImport(
             user_id=self.principal.user_id,
             status="succeeded",
-            file_name=file_name[:255],
+            # The client's name for the file, as text PostgreSQL can store.
+            file_name=shown(file_name, 255),
             file_format=file_format,
             file_bytes=len(data),
-            file_sha256=hashlib.sha256(data).hexdigest(),
+            file_sha256=digest,
             market=params.market,
             symbol=symbol,
             timeframe=params.timeframe,
@@ -592,17 +596,19 @@ class MarketDataService:
                 namespace=namespace,
                 store=self.store,
                 outlier_threshold=params.outlier_threshold,
+                max_columns=config.import_max_columns,
+                max_span_bars=config.max_range_bars,
             )
         except ImportRejected as error:
             record.status = "rejected"
-            record.error = {"code": "import_rejected", "message": str(error)}
+            record.error = {"code": "import_rejected", "message": str(error), "pointer": error.pointer}
             record.finished_at = datetime.now(UTC)
             await self.imports.add(record)
             # Keep the record of the attempt although the request fails.
             await self.uow.commit_now()
             raise ValidationFailed(
                 f"The file cannot be imported: {error}",
-                errors=[FieldError("import_rejected", "/file", str(error))],
+                errors=[FieldError("import_rejected", error.pointer, str(error))],
                 extra={"import_id": str(record.id)},
             ) from error
         report = stored.result.report
@@ -712,6 +718,12 @@ def parse_mapping_json(text: str | None) -> dict[str, Any]:
         raise ValidationFailed(
             'mapping must be a JSON object such as {"ts": "Date", "close": "Close"}.',
             errors=[FieldError("invalid_json", "/mapping", str(error))],
+        ) from error
+    except RecursionError as error:
+        # The decoder recurses once per nesting level; the mapping itself is one flat object.
+        raise ValidationFailed(
+            'mapping is nested too deeply: it must be one flat JSON object such as {"ts": "Date"}.',
+            errors=[FieldError("too_deep", "/mapping", "nested deeper than the JSON decoder allows")],
         ) from error
     if not isinstance(value, dict):
         raise ValidationFailed(

@@ -6,7 +6,9 @@ into sorted, unique UTC ``Bars`` and a JSON-serialisable report naming every def
 ==========================  =====================================================================
 defect                      meaning (action taken)
 ==========================  =====================================================================
-unparseable_rows            timestamp or a price could not be parsed (row dropped)
+unparseable_rows            timestamp or a price could not be parsed, the timestamp lies outside
+                            1900-01-01 .. 2200-01-01, or a cell holds a NUL character (row
+                            dropped; each item says why)
 nonexistent_local_time      wall-clock time skipped by a DST spring-forward (row dropped)
 ambiguous_local_time        wall-clock time repeated by a DST fall-back; resolved by order of
                             appearance, first = daylight time (row kept)
@@ -22,6 +24,8 @@ dst_shift                   sessions whose first bar sits exactly one hour off t
 ==========================  =====================================================================
 
 Row numbers are 0-based positions among the input's data rows (a CSV header is not a row).
+Text copied from the input into the report or a rejection is shortened and shows a NUL character
+as ``\\0``, so the report can always be stored (PostgreSQL refuses NUL in text and JSONB).
 
 Gap policies (chosen by the caller):
 
@@ -35,10 +39,12 @@ Gap policies (chosen by the caller):
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
@@ -58,6 +64,13 @@ from packages.domain.market_data.timeconv import iso
 from packages.domain.market_data.timezones import day_number, to_wall_clock, weekday
 
 MAX_ITEMS_PER_DEFECT = 200
+MAX_SHOWN_CHARS = 80
+MAX_LISTED_COLUMNS = 20
+# Bar opens are accepted in [EARLIEST_BAR, LATEST_BAR), the years the API can query; both lie well
+# inside pandas' nanosecond range (1677-09-21 .. 2262-04-11), so accepted times always convert.
+EARLIEST_BAR = pd.Timestamp("1900-01-01")
+LATEST_BAR = pd.Timestamp("2200-01-01")
+_OUT_OF_RANGE = f"timestamp outside {EARLIEST_BAR.date()} .. {LATEST_BAR.date()}"
 
 
 class GapPolicy(StrEnum):
@@ -67,7 +80,26 @@ class GapPolicy(StrEnum):
 
 
 class ImportRejected(ValueError):
-    """The input cannot be imported at all (missing columns, unknown time zone, no valid rows)."""
+    """The input cannot be imported at all (missing columns, unknown time zone, no valid rows).
+
+    ``pointer`` names the input at fault: the file, or the parameter that makes it unreadable."""
+
+    def __init__(self, message: str, pointer: str = "/file") -> None:
+        super().__init__(message)
+        self.pointer = pointer
+
+
+def shown(value: object, limit: int = MAX_SHOWN_CHARS) -> str:
+    """Input text as a report or message may quote it: NUL as ``\\0``, other characters no UTF-8
+    encoder can write (lone surrogates) backslash-escaped, at most ``limit`` characters."""
+    text = str(value).replace("\x00", "\\0").encode("utf-8", "backslashreplace").decode("utf-8")
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _column_list(columns: list[Any]) -> str:
+    listed = ", ".join(f"'{shown(name, 40)}'" for name in columns[:MAX_LISTED_COLUMNS])
+    more = len(columns) - MAX_LISTED_COLUMNS
+    return f"[{listed}{f', ... and {more} more' if more > 0 else ''}]"
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,26 +134,44 @@ class _Defects:
         self.entries: dict[str, dict[str, Any]] = {}
 
     def add(self, name: str, action: str, items: list[dict[str, Any]], count: int | None = None) -> None:
+        """``count``: how many there are when ``items`` lists only the first of them."""
         total = len(items) if count is None else count
         if total == 0:
             return
+        listed = items[:MAX_ITEMS_PER_DEFECT]
         self.entries[name] = {
             "count": total,
             "action": action,
-            "items": items[:MAX_ITEMS_PER_DEFECT],
-            "truncated": len(items) > MAX_ITEMS_PER_DEFECT,
+            "items": listed,
+            "truncated": total > len(listed),
         }
 
 
 def _parse_local_times(raw: pd.Series, timestamp_format: str | None) -> tuple[pd.Series, bool]:
-    """Parse to datetimes; returns (values, carried_own_offset)."""
+    """Parse to datetimes (NaT where unreadable); returns (values, carried_own_offset).
+
+    The values keep pandas' parsing resolution (microseconds or coarser), which holds any year from
+    1 to 9999 and far epochs; converting them to nanoseconds waits until they are range-checked."""
+    try:
+        return _parse_times(raw, timestamp_format)
+    except (ValueError, re.error) as error:
+        # With errors="coerce" unreadable values become NaT, so what raises is the format itself.
+        if timestamp_format is None:
+            raise
+        raise ImportRejected(
+            f"timestamp_format '{shown(timestamp_format)}' is not a valid strftime format: {shown(error, 200)}",
+            pointer="/mapping/timestamp_format",
+        ) from error
+
+
+def _parse_times(raw: pd.Series, timestamp_format: str | None) -> tuple[pd.Series, bool]:
     if pd.api.types.is_numeric_dtype(raw):
         magnitude = float(np.nanmax(np.abs(raw.to_numpy(dtype=np.float64)))) if len(raw) else 0.0
         unit = "s" if magnitude < 1e11 else "ms" if magnitude < 1e14 else "us" if magnitude < 1e17 else "ns"
         return pd.to_datetime(raw, unit=unit, errors="coerce", utc=True), True
     text = raw.astype("string").str.strip()
-    if len(text) and bool(text.str.fullmatch(r"\d{9,19}", na=False).all()):
-        return _parse_local_times(pd.to_numeric(text), timestamp_format)
+    if len(text) and bool(text.str.fullmatch(r"-?\d{9,19}", na=False).all()):
+        return _parse_times(pd.to_numeric(text), timestamp_format)
     has_offset = bool(text.str.contains(r"(?:Z|[+-]\d\d:?\d\d)$", regex=True, na=False).any())
     if has_offset:
         return pd.to_datetime(text, format=timestamp_format or "ISO8601", errors="coerce", utc=True), True
@@ -309,6 +359,64 @@ def _apply_gap_policy(
     }
 
 
+def _holds_nul(column: pd.Series) -> np.ndarray:
+    if not (pd.api.types.is_object_dtype(column) or pd.api.types.is_string_dtype(column)):
+        return np.zeros(len(column), dtype=bool)
+    return np.asarray(column.astype("string").str.contains("\x00", regex=False, na=False), dtype=bool)
+
+
+def _in_bar_range(stamps: pd.Series) -> np.ndarray:
+    """Timestamps in [EARLIEST_BAR, LATEST_BAR): UTC instants, or wall-clock times without a zone."""
+    zone = stamps.dt.tz
+    lower = EARLIEST_BAR if zone is None else EARLIEST_BAR.tz_localize(zone)
+    upper = LATEST_BAR if zone is None else LATEST_BAR.tz_localize(zone)
+    return np.asarray((stamps >= lower) & (stamps < upper), dtype=bool)
+
+
+def _unparseable_items(
+    frame: pd.DataFrame,
+    columns: dict[str, str],
+    rows: np.ndarray,
+    reasons: list[tuple[np.ndarray, str]],
+) -> list[dict[str, Any]]:
+    """Report items for the first ``MAX_ITEMS_PER_DEFECT`` bad rows, each with every reason that applies."""
+    return [
+        {
+            "row": int(row),
+            "reason": "; ".join(reason for flags, reason in reasons if flags[row]),
+            "values": {field: shown(frame[source].iloc[row]) for field, source in columns.items()},
+        }
+        for row in rows[:MAX_ITEMS_PER_DEFECT]
+    ]
+
+
+def _check_span(
+    utc_ns: Int64Array, rows: Int64Array, timeframe: Timeframe, max_span_bars: int | None
+) -> None:
+    if max_span_bars is None:
+        return
+    first, last = int(np.argmin(utc_ns)), int(np.argmax(utc_ns))
+    span = (int(utc_ns[last]) - int(utc_ns[first])) // timeframe.nanos + 1
+    if span > max_span_bars:
+        raise ImportRejected(
+            f"the rows span {span:,} {timeframe.value} bars, from {iso(int(utc_ns[first]))} (row "
+            f"{int(rows[first])}) to {iso(int(utc_ns[last]))} (row {int(rows[last])}); an import may span "
+            f"at most {max_span_bars:,}. Check the timestamps (a wrong year?) or split the file."
+        )
+
+
+def _check_time_zone(timezone: str) -> None:
+    # An IANA key only: pandas would also take a "dateutil/<path>" zone and read that file.
+    try:
+        ZoneInfo(timezone)
+        pd.Timestamp("2000-01-01").tz_localize(timezone)
+    except Exception as error:
+        raise ImportRejected(
+            f"unknown time zone '{shown(timezone)}'; use an IANA name such as 'America/New_York' or 'UTC'",
+            pointer="/timezone",
+        ) from error
+
+
 def normalise_import(
     frame: pd.DataFrame,
     mapping: ColumnMapping,
@@ -318,12 +426,14 @@ def normalise_import(
     timeframe: Timeframe,
     gap_policy: GapPolicy = GapPolicy.KEEP,
     outlier_threshold: float = 10.0,
+    max_span_bars: int | None = None,
 ) -> ImportResult:
-    """Normalise an imported table to UTC bars and report its defects (see module docstring)."""
-    try:
-        pd.Timestamp("2000-01-01").tz_localize(timezone)
-    except Exception as error:
-        raise ImportRejected(f"unknown time zone {timezone!r}") from error
+    """Normalise an imported table to UTC bars and report its defects (see module docstring).
+
+    ``max_span_bars`` refuses rows spread over more than that many bars of ``timeframe`` (first to
+    last bar), before the gap report or a forward fill expands the span bar by bar.
+    """
+    _check_time_zone(timezone)
     columns = {
         "ts": mapping.ts,
         "open": mapping.open,
@@ -335,7 +445,13 @@ def normalise_import(
         columns["volume"] = mapping.volume
     absent = [source for source in columns.values() if source not in frame.columns]
     if absent:
-        raise ImportRejected(f"columns not found: {absent}; available: {list(frame.columns)}")
+        raise ImportRejected(
+            f"columns not found: {_column_list(absent)}; available: {_column_list(list(frame.columns))}"
+        )
+    # A Parquet file may repeat a column name; which of the columns was meant is unknowable.
+    named_twice = sorted({source for source in columns.values() if int((frame.columns == source).sum()) > 1})
+    if named_twice:
+        raise ImportRejected(f"more than one column is named {_column_list(named_twice)}; rename the copies")
     defects = _Defects()
     rows = np.arange(len(frame), dtype=np.int64)
     stamps, own_offset = _parse_local_times(frame[mapping.ts], mapping.timestamp_format)
@@ -346,15 +462,33 @@ def normalise_import(
     }
     if "volume" not in prices:
         prices["volume"] = np.zeros(len(frame))
-    valid = np.asarray(stamps.notna()) & np.all([np.isfinite(values) for values in prices.values()], axis=0)
+    parsed = np.asarray(stamps.notna(), dtype=bool)
+    in_range = parsed & _in_bar_range(stamps)
+    reasons = [
+        (_holds_nul(frame[source]), f"NUL character in '{shown(source, 40)}'") for source in columns.values()
+    ]
+    reasons += [
+        (~parsed, f"timestamp '{shown(mapping.ts, 40)}' not understood"),
+        (parsed & ~in_range, _OUT_OF_RANGE),
+    ]
+    reasons += [
+        (~np.isfinite(prices[name]), f"'{shown(source, 40)}' is not a number")
+        for name, source in columns.items()
+        if name != "ts"
+    ]
+    valid = ~np.any([flags for flags, _ in reasons], axis=0)
+    bad_rows = np.flatnonzero(~valid)
     defects.add(
         "unparseable_rows",
         "dropped",
-        [
-            {"row": int(i), "values": {k: str(frame[v].iloc[i]) for k, v in columns.items()}}
-            for i in np.flatnonzero(~valid)
-        ],
+        _unparseable_items(frame, columns, bad_rows, reasons),
+        count=int(bad_rows.shape[0]),
     )
+    if not valid.any():
+        first = defects.entries["unparseable_rows"]["items"][0] if bad_rows.shape[0] else None
+        example = "" if first is None else f" (row {first['row']}: {first['reason']})"
+        raise ImportRejected(f"no valid rows to import{example}")
+    # Every kept timestamp lies in [EARLIEST_BAR, LATEST_BAR), so nanoseconds hold it.
     rows, stamps = rows[valid], stamps[valid]
     prices = {name: values[valid] for name, values in prices.items()}
     if own_offset:
@@ -365,6 +499,7 @@ def normalise_import(
         prices = {name: values[keep] for name, values in prices.items()}
     if rows.shape[0] == 0:
         raise ImportRejected("no valid rows to import")
+    _check_span(utc_ns, rows, timeframe, max_span_bars)
 
     backwards = np.flatnonzero(utc_ns[1:] < utc_ns[:-1]) + 1
     defects.add(

@@ -137,3 +137,34 @@ async def test_market_tools_answer_through_the_official_client(
         for tool in ("get_sync_job", "cancel_sync_job"):
             hidden = await session.call_tool(tool, {"job_id": job["id"]})
             assert hidden.is_error and "not_found" in hidden.content[0].text
+
+
+async def test_market_tools_refuse_unstorable_text_and_far_dates_clearly(
+    mcp_server: str, make_account: Any
+) -> None:
+    account = await make_account()
+    token = (await account.mcp_token(domains=["market"]))["token"]
+    day = {"market": "us_stocks", "symbol": "AAPL", "timeframe": "1d"}
+    async with mcp_session(mcp_server, "market", token) as session:
+        nul = await session.call_tool("list_symbols", {"query": "AA\x00PL"})
+        assert nul.is_error and "NUL character" in nul.content[0].text
+        refused = [
+            ("check_symbol_availability", {"symbol": "AAPL\x00"}),
+            ("get_coverage", {"market": "us_stocks", "symbol": "\x00"}),
+            ("get_symbol_metadata", {"market": "us_stocks\x00", "symbol": "AAPL"}),
+            ("get_candles", {**day, "end": "0000-01-01"}),
+            ("get_candles", {**day, "start": "1677-01-01"}),
+            ("detect_missing_ranges", {**day, "start": "2262-05-01", "end": "2263-01-01"}),
+            ("fetch_missing_ranges", {**day, "symbol": "A\x00", "start": "2020-01-01", "end": "2020-02-01"}),
+            (
+                "get_regime_snapshot",
+                {"market": "us_stocks", "symbol": "SPX\x00", "trading_frequency": "swing"},
+            ),
+        ]
+        for tool, arguments in refused:
+            result = await session.call_tool(tool, arguments)
+            assert result.is_error, (tool, arguments)
+            text = result.content[0].text.lower()
+            assert "asyncpg" not in text and "sqlalchemy" not in text and "traceback" not in text, text
+        after = await session.call_tool("list_symbols", {"query": "AAPL"})
+        assert not after.is_error

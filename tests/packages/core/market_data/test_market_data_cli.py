@@ -127,3 +127,39 @@ def test_ensure_is_idempotent_status_and_import_for_a_user(
         "ts=Nope",
     )
     assert code == 1
+
+
+def test_import_of_far_dates_nul_cells_and_a_wide_header_as_shared_data(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """SYNTHETIC daily bars (a straight line) with planted hostile cells, imported as shared data."""
+    dates = [f"2024-02-{day:02d}" for day in range(1, 11)]
+    dates[2], dates[4], dates[6] = "0000-01-01", "1677-01-01", "2262-05-01"
+    lines = ["Date,Open,High,Low,Close,Volume"]
+    lines += [f"{day},{10 + i},{11 + i},{9 + i},{10.5 + i},{100 + i}" for i, day in enumerate(dates)]
+    lines[8] = lines[8].replace(",17.5,", ",17\x00.5,")  # a NUL inside row 7's close
+    assert "\x00" in lines[8]
+    path = tmp_path / "hostile.csv"
+    path.write_bytes(("\n".join(lines) + "\n").encode())
+    arguments = ["--market", "crypto", "--timeframe", "1d", "--timezone", "UTC"]
+    mapping = "ts=Date,open=Open,high=High,low=Low,close=Close,volume=Volume"
+    code, out = minsy(
+        capsys, "import", str(path), "--symbol", "ZZCLIFAR", *arguments, "--map", mapping, "--json"
+    )
+    assert code == 0, out
+    imported = last_json(out)
+    rows = {
+        item["row"]: item["reason"]
+        for item in imported["quality_report"]["defects"]["unparseable_rows"]["items"]
+    }
+    assert set(rows) == {2, 4, 6, 7}
+    assert all("outside" in rows[row] for row in (2, 4, 6)) and "NUL" in rows[7]
+    assert imported["dataset"]["row_count"] == 6 and imported["scope"] == "shared"
+
+    wide = tmp_path / "wide.csv"
+    wide.write_bytes((",".join(f"c{i}" for i in range(200_000)) + "\n").encode())
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exited:
+        main(["market-data", "import", str(wide), "--symbol", "ZZCLIWIDE", *arguments])
+    assert exited.value.code == 1
+    assert "200000 columns" in capsys.readouterr().err

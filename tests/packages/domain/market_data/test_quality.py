@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import io
+import json
+import time
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -197,3 +200,135 @@ def test_timestamps_with_offsets_and_epoch_numbers_ignore_the_declared_zone() ->
         )
         np.testing.assert_array_equal(result.bars.ts, truth)
         assert result.report["timestamps_carried_offset"] is True
+
+
+def unparseable(result_report: dict[str, Any]) -> dict[int, dict[str, Any]]:
+    return {item["row"]: item for item in result_report["defects"]["unparseable_rows"]["items"]}
+
+
+def daily_csv(days: int) -> pd.DataFrame:
+    """SYNTHETIC daily bars with date-only timestamps, as most daily exports write them."""
+    frame = synthetic_hourly("2024-05-01", days, "UTC")
+    frame["Time"] = pd.date_range("2024-05-01", periods=days, freq="1D").strftime("%Y-%m-%d")
+    return to_csv_frame(frame)
+
+
+# Out of pandas' nanosecond range (1677-09-21 .. 2262-04-11), year 0, and just outside 1900 .. 2200.
+FAR_DATES = {
+    3: "0000-01-01",
+    5: "1677-01-01",
+    7: "2262-05-01",
+    9: "1899-12-31",
+    11: "2200-01-01",
+    13: "9999-12-31",
+}
+
+
+@pytest.mark.parametrize("timezone", ["UTC", "America/New_York", "Asia/Tokyo"])
+def test_dates_outside_1900_to_2200_are_unparseable_rows(timezone: str) -> None:
+    csv = daily_csv(20)
+    for row, text in FAR_DATES.items():
+        csv.loc[row, "Time"] = text
+    result = normalise_import(csv, MAPPING, timezone=timezone, market=Market.CRYPTO, timeframe=Timeframe.D1)
+    rows = unparseable(result.report)
+    assert {row: item["values"]["ts"] for row, item in rows.items()} == FAR_DATES
+    assert all("outside" in item["reason"] and "1900-01-01" in item["reason"] for item in rows.values())
+    assert len(result.bars) == 20 - len(FAR_DATES)
+    assert pd.to_datetime(result.bars.ts).year.min() == 2024
+
+
+def test_far_timestamps_with_offsets_epochs_and_intraday_times_are_unparseable_rows() -> None:
+    frame = synthetic_hourly("2024-05-01", 12, "UTC")
+    with_offsets = to_csv_frame(frame.assign(Time=frame["utc"].dt.strftime("%Y-%m-%dT%H:%M:%SZ")))
+    with_offsets.loc[2, "Time"] = "0000-01-01T00:00:00Z"
+    with_offsets.loc[4, "Time"] = "2262-05-01T00:00:00+05:00"
+    with_offsets.loc[6, "Time"] = "1677-01-01T00:00:00-03:00"
+    epochs = to_csv_frame(frame.assign(Time=(frame["utc"].dt.as_unit("s").astype("int64")).astype(str)))
+    epochs.loc[2, "Time"] = str(99_000_000_000)  # seconds: year 5107
+    epochs.loc[4, "Time"] = str(-3_000_000_000)  # 1874
+    wall = to_csv_frame(frame)
+    wall.loc[2, "Time"] = "0000-01-01 00:00:00"
+    wall.loc[4, "Time"] = "2262-04-11 23:47:16"
+    wall.loc[6, "Time"] = "1677-09-21 00:12:43"
+    for csv, planted in ((with_offsets, {2, 4, 6}), (epochs, {2, 4}), (wall, {2, 4, 6})):
+        result = normalise_import(
+            csv, MAPPING, timezone="Europe/Berlin", market=Market.CRYPTO, timeframe=Timeframe.H1
+        )
+        assert set(unparseable(result.report)) == planted
+        assert len(result.bars) == 12 - len(planted)
+
+
+def test_a_file_whose_every_date_is_out_of_range_is_rejected() -> None:
+    csv = daily_csv(3)
+    csv["Time"] = ["0000-01-01", "1677-01-01", "2262-05-01"]
+    with pytest.raises(ImportRejected, match="no valid rows"):
+        normalise_import(csv, MAPPING, timezone="UTC", market=Market.CRYPTO, timeframe=Timeframe.D1)
+
+
+def test_nul_characters_in_cells_make_the_row_unparseable_and_the_report_storable() -> None:
+    csv = daily_csv(10)
+    csv.loc[2, "O"] = csv.loc[2, "O"] + "\x00"
+    csv.loc[4, "Time"] = csv.loc[4, "Time"] + "\x00"  # pandas alone would read this date as if clean
+    csv.loc[6, "Vol"] = "\x00"
+    result = normalise_import(csv, MAPPING, timezone="UTC", market=Market.CRYPTO, timeframe=Timeframe.D1)
+    rows = unparseable(result.report)
+    assert set(rows) == {2, 4, 6}
+    assert "NUL" in rows[2]["reason"] and "'O'" in rows[2]["reason"]
+    assert "'Time'" in rows[4]["reason"] and "'Vol'" in rows[6]["reason"]
+    text = json.dumps(result.report)
+    assert "\x00" not in text and "\\u0000" not in text  # PostgreSQL jsonb refuses \u0000
+    assert rows[2]["values"]["open"].endswith("\\0")
+
+
+def test_columns_named_with_nul_characters_are_named_printably_in_the_rejection() -> None:
+    csv = daily_csv(3).rename(columns={"Time": "Ti\x00me"})
+    with pytest.raises(ImportRejected) as refused:
+        normalise_import(csv, MAPPING, timezone="UTC", market=Market.CRYPTO, timeframe=Timeframe.D1)
+    assert "\x00" not in str(refused.value) and "Ti\\0me" in str(refused.value)
+
+
+def test_report_values_of_huge_cells_are_shortened() -> None:
+    csv = daily_csv(5)
+    csv.loc[1, "C"] = "x" * 1_000_000
+    result = normalise_import(csv, MAPPING, timezone="UTC", market=Market.CRYPTO, timeframe=Timeframe.D1)
+    shown = unparseable(result.report)[1]["values"]["close"]
+    assert len(shown) < 200 and shown.startswith("xxx")
+
+
+@pytest.mark.parametrize("bad_format", ["%", "%Q", "%Y%", "%Y" * 120])
+def test_an_invalid_timestamp_format_is_a_rejection_pointing_at_it(bad_format: str) -> None:
+    mapping = ColumnMapping(
+        ts="Time", open="O", high="H", low="L", close="C", volume="Vol", timestamp_format=bad_format
+    )
+    with pytest.raises(ImportRejected, match="timestamp_format") as refused:
+        normalise_import(daily_csv(3), mapping, timezone="UTC", market=Market.CRYPTO, timeframe=Timeframe.D1)
+    assert refused.value.pointer == "/mapping/timestamp_format"
+
+
+def test_rows_spread_over_centuries_are_refused_before_gap_detection() -> None:
+    """Two minute bars 299 years apart would otherwise expand into 157 million expected bars."""
+    csv = daily_csv(2)
+    csv["Time"] = ["1900-01-01 00:00", "2199-12-31 00:00"]
+    started = time.perf_counter()
+    with pytest.raises(ImportRejected, match="span") as refused:
+        normalise_import(
+            csv,
+            MAPPING,
+            timezone="UTC",
+            market=Market.CRYPTO,
+            timeframe=Timeframe.M1,
+            max_span_bars=2_000_000,
+        )
+    assert time.perf_counter() - started < 1.0
+    assert "1900-01-01" in str(refused.value) and "2199-12-31" in str(refused.value)
+    within = normalise_import(
+        daily_csv(30), MAPPING, timezone="UTC", market=Market.CRYPTO, timeframe=Timeframe.D1, max_span_bars=30
+    )
+    assert len(within.bars) == 30
+
+
+def test_a_mapped_column_name_that_appears_twice_is_a_rejection() -> None:
+    csv = daily_csv(3)
+    twice = pd.concat([csv, csv[["C"]]], axis=1)  # as a Parquet file may hold it
+    with pytest.raises(ImportRejected, match="more than one column is named \\['C'\\]"):
+        normalise_import(twice, MAPPING, timezone="UTC", market=Market.CRYPTO, timeframe=Timeframe.D1)

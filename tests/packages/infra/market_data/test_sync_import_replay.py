@@ -139,6 +139,7 @@ def test_csv_import_is_stored_privately_with_its_report(tmp_path: Path) -> None:
         symbol="MYCSV",
         timeframe="5m",
         namespace="user-1",
+        max_columns=64,
         store=store,
         catalog=catalog,
     )
@@ -176,6 +177,7 @@ def test_parquet_import_and_unparseable_input(tmp_path: Path) -> None:
         symbol="SYNTH",
         timeframe="1d",
         namespace="user-2",
+        max_columns=64,
     )
     assert len(stored.result.bars) == 30 and stored.catalog_entry is None
     with pytest.raises(ImportRejected, match="cannot parse parquet"):
@@ -188,6 +190,7 @@ def test_parquet_import_and_unparseable_input(tmp_path: Path) -> None:
             symbol="X",
             timeframe="1d",
             namespace="u",
+            max_columns=64,
         )
 
 
