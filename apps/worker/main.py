@@ -7,6 +7,7 @@ IO worker consumes ``market_data,paper_trading,notifications,maintenance``.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 os.environ.setdefault("MINSY_SERVICE", "worker_cpu")
 
@@ -15,6 +16,17 @@ from packages.infra.queue.celery_app import celery_app
 from packages.shared_settings import get_settings
 
 _settings = get_settings()
+
+# numba keeps compiled kernels beside their sources (``__pycache__``): one cache for every process of
+# a checkout (tests, benchmarks, the stack). Where the code is read-only (an image run as an
+# unprivileged user, a read-only mount) numba falls back to the home folder, and when that is not
+# writable either, importing a kernel module fails. The data folder is writable by definition and kept
+# across restarts, so the warm-up's compilations survive them. An explicit NUMBA_CACHE_DIR wins. Set
+# before the task modules (which import the kernels) are loaded.
+_SOURCES = Path(__file__).resolve().parents[2] / "packages"
+if "NUMBA_CACHE_DIR" not in os.environ and not os.access(_SOURCES, os.W_OK):
+    os.environ["NUMBA_CACHE_DIR"] = str(_settings.runtime.data_dir / "numba-cache")
+
 configure_logging(
     _settings.runtime.log_level, json_output=_settings.runtime.log_json, service=_settings.runtime.service
 )

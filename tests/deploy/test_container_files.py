@@ -26,7 +26,10 @@ def test_dockerfile_installs_locked_dependencies_before_the_code() -> None:
     for folder in ("packages/", "env/", "scripts/"):
         assert any(line.startswith(f"COPY {folder}") for line in instructions[code:])
     assert not any("ta-lib" in line.lower() and ".deb" in line for line in instructions)
-    assert instructions[-1] == 'CMD ["uvicorn", "apps.api.main:app", "--host", "0.0.0.0", "--port", "8000"]'
+    # The launcher execs uvicorn with the settings' flags (trusted proxies); inside the container the
+    # servers listen on every interface.
+    assert instructions[-1] == 'CMD ["minsy", "serve", "api"]'
+    assert any("API_HOST=0.0.0.0" in line and "MCP_HOST=0.0.0.0" in line for line in instructions)
 
 
 def test_dockerignore_keeps_secrets_and_local_state_out_of_the_image() -> None:

@@ -25,6 +25,7 @@ from packages.core.backtests.service import BacktestService
 from packages.core.errors import FieldError, ValidationFailed
 from packages.core.jobs.schemas import CancelOut, JobStatus
 from packages.core.resources import Resources
+from packages.core.strategies.schemas import MAX_VERSION
 from packages.domain.backtest.assumptions import ExecutionAssumptions
 
 SUMMARY = "Run backtests of your strategies on stored market data and read their results and analysis views."
@@ -34,6 +35,13 @@ READ_ONLY = ToolAnnotations(readOnlyHint=True, idempotentHint=True, openWorldHin
 BacktestId = Annotated[uuid.UUID, Field(description="A backtest id from create_backtest or list_backtests.")]
 
 
+def _pointer(error: Any) -> str:
+    """The error's location as a JSON pointer; a model-level check (unstorable text) names the value
+    inside the model in its context."""
+    parts = "".join(f"/{part}" for part in error["loc"])
+    return parts + str((error.get("ctx") or {}).get("pointer", ""))
+
+
 def _request(**fields: Any) -> CreateBacktestRequest:
     try:
         return CreateBacktestRequest.model_validate({k: v for k, v in fields.items() if v is not None})
@@ -41,8 +49,7 @@ def _request(**fields: Any) -> CreateBacktestRequest:
         raise ValidationFailed(
             "The backtest request is not valid.",
             errors=[
-                FieldError(error["type"], "/" + "/".join(str(part) for part in error["loc"]), error["msg"])
-                for error in exc.errors()
+                FieldError(error["type"], _pointer(error) or "/", error["msg"]) for error in exc.errors()
             ],
         ) from exc
 
@@ -67,7 +74,7 @@ def build(resources: Resources) -> MCPServer:
     async def create_backtest(
         ctx: Context,
         strategy_id: Annotated[uuid.UUID | None, Field(description="A saved strategy.")] = None,
-        version: Annotated[int | None, Field(ge=1, le=1_000_000)] = None,
+        version: Annotated[int | None, Field(ge=1, le=MAX_VERSION)] = None,
         document: Annotated[
             dict[str, Any] | None, Field(description="An unsaved strategy document instead of strategy_id.")
         ] = None,
@@ -114,7 +121,8 @@ def build(resources: Resources) -> MCPServer:
         description=(
             "One analysis view of a succeeded backtest: monthly_returns, pnl_by_entry_hour, "
             "pnl_by_entry_weekday, holding_period_bins, long_short, exit_reasons, per_symbol, "
-            "underwater (drawdown series + worst episodes), rolling (return/volatility/Sharpe)."
+            "underwater (drawdown series + worst episodes), rolling (return/volatility/Sharpe). Returns, "
+            "drawdowns and win rates are fractions (0.0123 = 1.23%)."
         ),
         annotations=READ_ONLY,
     )
@@ -135,7 +143,10 @@ def build(resources: Resources) -> MCPServer:
             )
 
     @server.tool(
-        description="A page of a succeeded backtest's trades in entry order (entry/exit times and prices, PnL, exit reason).",
+        description=(
+            "A page of a succeeded backtest's trades in entry order: entry/exit times and prices, PnL, exit "
+            "reason, and trade_return, mae and mfe as fractions (0.0123 = 1.23%)."
+        ),
         annotations=READ_ONLY,
     )
     @domain_errors

@@ -79,10 +79,6 @@ def _number(value: float) -> float | None:
     return float(value) if math.isfinite(value) else None
 
 
-def _percent(value: float) -> float | None:
-    return float(value) * 100.0 if math.isfinite(value) else None
-
-
 def series(
     index: npt.NDArray[np.int64], bars: npt.NDArray[np.int64], values: npt.NDArray[np.float64]
 ) -> SeriesOut:
@@ -117,13 +113,13 @@ def trade_rows(result: BacktestResult, first: int, stop: int) -> list[TradeOut]:
             exit_price=c["exit_price"][k],
             exit_reason=c["exit_reason"][k],
             pnl=_number(c["pnl"][k]),
-            return_pct=_percent(c["return"][k]),
+            trade_return=_number(c["trade_return"][k]),
             fees=c["entry_fee"][k] + c["exit_fee"][k],
             slippage=c["slippage"][k],
             borrow=c["borrow"][k],
             holding_bars=c["exit_bar"][k] - c["entry_bar"][k],
-            mae_pct=_percent(c["mae"][k]),
-            mfe_pct=_percent(c["mfe"][k]),
+            mae=_number(c["mae"][k]),
+            mfe=_number(c["mfe"][k]),
             is_open=c["is_open"][k],
         )
         for k in range(stop - first)

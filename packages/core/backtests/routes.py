@@ -29,9 +29,10 @@ READ = problem_responses(401, 404, 422)
 RESULT = problem_responses(401, 404, 409, 422)
 
 IdempotencyKey = Annotated[
-    str,
+    str | None,
     idempotency_header(
-        "Any unique string per intended job: resending the same key and body returns the same job."
+        "Optional, recommended: any unique string per intended job. Resending the same key and body "
+        "returns the same job instead of starting a second one."
     ),
 ]
 Offset = Annotated[int, Query(ge=0, le=10_000_000)]
@@ -56,11 +57,11 @@ PageLimit = Annotated[int, Query(ge=1, le=500)]
 )
 async def create_backtest(
     body: CreateBacktestRequest,
-    idempotency_key: IdempotencyKey,
     response: Response,
     principal: PrincipalDep,
     uow: UowDep,
     resources: ResourcesDep,
+    idempotency_key: IdempotencyKey = None,
 ) -> BacktestOut:
     async with uow:
         job, created = await BacktestService(uow, principal, resources.settings).create(body, idempotency_key)

@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 
 from packages.core.jobs.schemas import JobStatus
 from packages.core.schemas import StrictModel
+from packages.core.strategies.schemas import MAX_VERSION
 from packages.domain.backtest.assumptions import ExecutionAssumptions
 
 # The engine's analysis views (packages.domain.backtest.analytics.VIEWS), by the same names.
@@ -65,7 +66,7 @@ class CreateBacktestRequest(StrictModel):
     strategy_id: uuid.UUID | None = Field(
         default=None, description="A saved strategy; its current version unless `version` is given."
     )
-    version: int | None = Field(default=None, ge=1, le=1_000_000, description="Strategy version to test.")
+    version: int | None = Field(default=None, ge=1, le=MAX_VERSION, description="Strategy version to test.")
     document: dict[str, Any] | None = Field(
         default=None, description="An unsaved strategy document in the Minsy DSL (instead of strategy_id)."
     )
@@ -136,7 +137,10 @@ class BacktestCompact(BaseModel):
     """The part of a result worth reading first."""
 
     key_metrics: dict[str, float | int | str | bool | None] = Field(
-        description="Returns, risk and trade statistics; the full set is under /analysis or in `metrics`."
+        description=(
+            "Returns, risk and trade statistics; the full set is under /analysis or in `metrics`. Returns, "
+            "drawdowns, rates and shares are fractions (0.0123 = 1.23%), never percents."
+        )
     )
     trades: int
     orders: int
@@ -177,7 +181,10 @@ class BacktestOut(BaseModel):
 
 class BacktestDetail(BacktestOut):
     metrics: dict[str, float | int | str | bool | None] | None = Field(
-        description="Every metric the engine computed (present once the job succeeded)."
+        description=(
+            "Every metric the engine computed (present once the job succeeded); returns, drawdowns, rates "
+            "and shares are fractions (0.0123 = 1.23%)."
+        )
     )
 
 
@@ -230,13 +237,19 @@ class TradeOut(BaseModel):
     exit_price: float
     exit_reason: str
     pnl: float | None
-    return_pct: float | None = Field(description="Net return of the trade in percent.")
+    trade_return: float | None = Field(
+        description="Net return of the trade as a fraction (0.0123 = 1.23%): pnl / (quantity x entry price)."
+    )
     fees: float
     slippage: float
     borrow: float
     holding_bars: int
-    mae_pct: float | None = Field(description="Worst excursion against the trade, percent of entry price.")
-    mfe_pct: float | None = Field(description="Best excursion in favour, percent of entry price.")
+    mae: float | None = Field(
+        description="Maximum adverse excursion: worst move against the trade, a fraction of entry price (<= 0)."
+    )
+    mfe: float | None = Field(
+        description="Maximum favourable excursion: best move in favour, a fraction of entry price (>= 0)."
+    )
     is_open: bool
 
 

@@ -45,7 +45,7 @@ from packages.core.errors import Conflict, FieldError, NotFound, RateLimited, Va
 from packages.core.idempotency import request_fingerprint
 from packages.core.jobs.lifecycle import JobLifecycle
 from packages.core.jobs.schemas import CancelOut
-from packages.core.schemas import find_nul
+from packages.core.schemas import find_unstorable_text
 from packages.core.strategies.service import StrategyService
 from packages.core.uow import UnitOfWork
 from packages.domain.backtest.analytics import VIEWS
@@ -230,11 +230,11 @@ class BacktestService:
                 errors=[FieldError(i.code.value, pointer(i.pointer), i.message, i.hint) for i in issues],
             )
         # Checked after validation, which bounds the document's depth.
-        nul = find_nul(document)
-        if nul is not None:
+        unstorable = find_unstorable_text(document)
+        if unstorable is not None:
             raise ValidationFailed(
-                "The strategy document contains a NUL character, which cannot be stored.",
-                errors=[FieldError("nul_character", pointer(nul), "remove the \\u0000 character")],
+                "The strategy document holds text that cannot be stored.",
+                errors=[FieldError(unstorable.code, pointer(unstorable.pointer), unstorable.message)],
             )
         market = str(document["universe"]["market"])
         symbols = [str(s) for s in document["universe"]["symbols"]]

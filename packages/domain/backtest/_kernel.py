@@ -102,7 +102,7 @@ T_EXIT_FEE = 11
 T_SLIPPAGE = 12
 T_BORROW = 13
 T_PNL = 14  # net of fees and borrow
-T_RETURN = 15  # T_PNL / (qty * entry price)
+T_RETURN = 15  # T_PNL / (qty * entry price), a fraction
 T_REASON = 16
 T_MAE = 17  # worst excursion against the position, fraction of entry price (<= 0)
 T_MFE = 18  # best excursion in favour, fraction of entry price (>= 0)
@@ -1684,7 +1684,7 @@ TRADE_METRICS = (
     "net_profit",
     "profit_factor",
     "expectancy",
-    "expectancy_pct",
+    "avg_trade_return",
     "avg_win",
     "avg_loss",
     "payoff_ratio",
@@ -1719,7 +1719,7 @@ N_TRADE_METRICS = len(TRADE_METRICS)
     X_NET,
     X_PF,
     X_EXPECTANCY,
-    X_EXPECTANCY_PCT,
+    X_AVG_TRADE_RETURN,
     X_AVG_WIN,
     X_AVG_LOSS,
     X_PAYOFF,
@@ -1890,7 +1890,7 @@ def trade_metrics(trades, n_trades, index):
         out[X_PF] = gross_profit / gross_loss
     mean_pnl = sum_pnl / closed
     out[X_EXPECTANCY] = mean_pnl
-    out[X_EXPECTANCY_PCT] = sum_ret / closed
+    out[X_AVG_TRADE_RETURN] = sum_ret / closed
     if wins > 0:
         out[X_AVG_WIN] = gross_profit / wins
     if losses > 0:

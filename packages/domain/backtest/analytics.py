@@ -40,7 +40,7 @@ def _holding_bars(trades: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
 
 
 def trade_group_stats(trades: npt.NDArray[np.float64]) -> Row:
-    """Count, win rate, pnl, average return and profit factor of a set of trade records."""
+    """Count, win rate, pnl, average trade return (a fraction) and profit factor of a set of trade records."""
     pnl = trades[:, c.T_PNL]
     count = int(pnl.shape[0])
     wins = int(np.count_nonzero(pnl > 0))
@@ -52,7 +52,7 @@ def trade_group_stats(trades: npt.NDArray[np.float64]) -> Row:
         "win_rate": wins / count if count else None,
         "pnl": float(pnl.sum()),
         "avg_pnl": float(pnl.mean()) if count else None,
-        "avg_return": float(trades[:, c.T_RETURN].mean()) if count else None,
+        "avg_trade_return": float(trades[:, c.T_RETURN].mean()) if count else None,
         "fees": float((trades[:, c.T_ENTRY_FEE] + trades[:, c.T_EXIT_FEE]).sum()),
         "profit_factor": profit / loss if loss > 0 else None,
     }

@@ -29,6 +29,24 @@ Fill rules (the exact semantics every test in ``tests/packages/domain/backtest``
   opposite extreme.
 * Signal exits and time exits are market orders decided at a bar's close. Exits are processed before
   entries at the same instant, so freed cash is available to entries at the same open.
+
+Units (one rule for every output: metrics, trade rows, analysis views, trade snapshots, the REST API
+and the MCP tools):
+
+* Every return, drawdown, excursion, rate and share a backtest **reports** is a **fraction**:
+  ``0.0123`` means 1.23%, never a percent. Names carry no unit suffix and none ends in ``_pct``:
+  ``total_return``, ``annual_return``, ``annual_volatility``, ``max_drawdown``, ``win_rate``,
+  ``exposure``, ``fees_to_gross_profit``, ``avg_trade_return`` (the mean of the closed trades'
+  ``trade_return``), ``best_trade_return``; per trade ``trade_return`` (pnl / (quantity x entry price)),
+  ``mae`` and ``mfe`` (the worst move against and the best move in favour of the position, as
+  fractions of the entry price; ``mae`` <= 0 <= ``mfe``); the analysis views' returns, volatilities,
+  drawdown depths and ``avg_trade_return``. Ratios (``sharpe``, ``profit_factor``, ``payoff_ratio``,
+  leverage) are plain numbers, money is in account currency (``pnl``, ``fees_paid``, ``final_equity``)
+  and durations are in bars or days as their names say (``_bars``, ``_days``).
+* **Inputs** keep the units they are written in. The strategy DSL writes percentages in percent: a stop
+  ``{"unit": "percent", "value": 2}`` is 2% from the entry, ``"sizing": {"mode": "risk_per_trade",
+  "percent": 1}`` risks 1% of equity. The costs below are in basis points (``fee_bps`` 10 = 0.1%), and
+  the annual rates below are fractions (``borrow_rate`` 0.02 = 2% a year).
 """
 
 from __future__ import annotations
@@ -108,7 +126,10 @@ class ExecutionAssumptions(BaseModel):
     borrow_rate: float = Field(
         default=0.0,
         ge=0,
-        description="Annual borrow fee on short notional (marked at each close), charged per bar.",
+        description=(
+            "Annual borrow fee on short notional (marked at each close), charged per bar; a fraction "
+            "(0.02 = 2% a year)."
+        ),
     )
     quantity_step: float = Field(
         default=0.0,
@@ -123,7 +144,8 @@ class ExecutionAssumptions(BaseModel):
         ),
     )
     risk_free_rate: float = Field(
-        default=0.0, description="Annual risk-free rate subtracted from returns in Sharpe and Sortino."
+        default=0.0,
+        description="Annual risk-free rate subtracted from returns in Sharpe and Sortino; a fraction (0.02 = 2%).",
     )
     periods_per_year: float | None = Field(
         default=None,

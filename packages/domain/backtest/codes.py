@@ -72,7 +72,7 @@ from packages.domain.backtest._kernel import (
     T_SYMBOL,
 )
 
-ENGINE_VERSION: Final = "1.1.0"
+ENGINE_VERSION: Final = "1.2.0"
 
 ORDER_TYPE_NAMES: Final = ("market", "limit", "stop")
 EXIT_KIND_CODES: Final = {

@@ -98,7 +98,7 @@ def assemble_metrics(
             if net is not None and isinstance(max_dd_cash, float) and max_dd_cash > 0
             else None,
             "max_drawdown_duration_days": dd_days,
-            "fees_pct_of_gross_profit": fees / gross_profit
+            "fees_to_gross_profit": fees / gross_profit
             if isinstance(gross_profit, float) and gross_profit > 0
             else None,
             "liquidated": bool(state_g[k.G_LIQUIDATED]),

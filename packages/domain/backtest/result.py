@@ -134,7 +134,7 @@ class BacktestResult:
             "slippage": t[:, c.T_SLIPPAGE],
             "borrow": t[:, c.T_BORROW],
             "pnl": t[:, c.T_PNL],
-            "return": t[:, c.T_RETURN],
+            "trade_return": t[:, c.T_RETURN],
             "mae": t[:, c.T_MAE],
             "mfe": t[:, c.T_MFE],
             "is_open": t[:, c.T_IS_OPEN] == 1.0,

@@ -76,7 +76,7 @@ def trade_snapshot(
             "at": c.AT_NAMES[int(record[c.T_EXIT_AT])],
         },
         "pnl": float(record[c.T_PNL]),
-        "return": float(record[c.T_RETURN]),
+        "trade_return": float(record[c.T_RETURN]),
         "window": {
             "first_bar": first,
             "time": bars.index[rows].tolist(),

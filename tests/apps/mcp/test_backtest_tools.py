@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 import httpx
+import pytest
 
 from packages.core.backtests.schemas import ANALYSIS_VIEWS
 from packages.domain.strategy.examples import get_example
@@ -95,6 +96,12 @@ async def test_backtest_from_mcp_completes_and_reads_back(
             )
         ).structured_content
         assert page["total"] == summary["trades"] and [t["number"] for t in page["items"]] == [1, 2, 3]
+        # Returns are fractions (0.0123 = 1.23%) in every output the model reads, as in the metrics.
+        assert not any(name.endswith("_pct") for name in [*page["items"][0], *summary["key_metrics"]])
+        for trade in page["items"]:
+            notional = trade["quantity"] * trade["entry_price"]
+            assert trade["trade_return"] == pytest.approx(trade["pnl"] / notional, rel=1e-12)
+            assert trade["mae"] <= 0.0 <= trade["mfe"]
         snapshot = (
             await session.call_tool("get_trade_snapshot", {"backtest_id": job["id"], "trade_number": 1})
         ).structured_content

@@ -83,6 +83,21 @@ async def test_rest_backtest_completes_on_the_cpu_worker_and_every_view_renders(
         assert aapl.ts[row - 1] == _time(trade["signal_time"])
         assert trade["entry_price"] == pytest.approx(aapl.open[row] * 1.0005, rel=1e-12)
     assert sum(t["pnl"] for t in trades) == pytest.approx(metrics["net_profit"], rel=1e-9)
+    # Units: returns and excursions are fractions (0.0123 = 1.23%) like the metrics, none is a percent.
+    assert not any(name.endswith("_pct") for name in [*trades[0], *metrics, *summary["key_metrics"]])
+    for trade in trades:
+        row, exit_row = (
+            int(np.searchsorted(aapl.ts, _time(trade[f"{end}_time"]))) for end in ("entry", "exit")
+        )
+        price = trade["entry_price"]
+        assert trade["trade_return"] == pytest.approx(trade["pnl"] / (trade["quantity"] * price), rel=1e-12)
+        # Long trades: the excursions lie within the bars held, measured from the entry price.
+        assert aapl.low[row : exit_row + 1].min() / price - 1 <= trade["mae"] <= 0.0 <= trade["mfe"]
+        assert trade["mfe"] <= aapl.high[row : exit_row + 1].max() / price - 1
+    closed = [t for t in trades if not t["is_open"]]
+    assert metrics["avg_trade_return"] == pytest.approx(statistics.fmean(t["trade_return"] for t in closed))
+    assert metrics["best_trade_return"] == pytest.approx(max(t["trade_return"] for t in closed))
+    assert metrics["avg_mae"] == pytest.approx(statistics.fmean(t["mae"] for t in closed))
 
     orders = (await api.get(f"/backtests/{job['id']}/orders?limit=500", headers=account.headers)).json()
     assert orders["total"] == 2 * summary["trades"]  # every trade closed, at the latest at the end

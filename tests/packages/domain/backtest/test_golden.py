@@ -109,6 +109,7 @@ def independent_metrics(result: BacktestResult, bars: UniverseBars) -> dict[str,
     cols = result.trade_columns()
     closed = ~cols["is_open"]
     pnl = cols["pnl"][closed]
+    trade_returns = (cols["pnl"] / (cols["quantity"] * cols["entry_price"]))[closed]
     wins, losses = pnl[pnl > 0], pnl[pnl <= 0]
     win_rate = wins.size / pnl.size
     payoff = wins.mean() / -losses.mean()
@@ -156,8 +157,10 @@ def independent_metrics(result: BacktestResult, bars: UniverseBars) -> dict[str,
         "payoff_ratio": payoff,
         "sqn": np.sqrt(pnl.size) * pnl.mean() / pnl.std(ddof=1),
         "kelly": win_rate - (1 - win_rate) / payoff,
-        "best_trade_return": cols["return"][closed].max(),
-        "worst_trade_return": cols["return"][closed].min(),
+        "best_trade_return": trade_returns.max(),
+        "worst_trade_return": trade_returns.min(),
+        "avg_trade_return": trade_returns.mean(),
+        "fees_to_gross_profit": (cols["entry_fee"] + cols["exit_fee"]).sum() / wins.sum(),
         "avg_holding_bars": holding.mean(),
         "median_holding_bars": float(np.median(holding)),
         "exposure": np.mean(result.gross_exposure > 0),
@@ -177,6 +180,31 @@ def test_key_metrics_match_independent_formulas(aapl: UniverseBars) -> None:
     assert len(result.metrics) >= 30
     for name, value in expected.items():
         assert result.metrics[name] == pytest.approx(value, rel=1e-9, abs=1e-12), name
+
+
+def test_trade_returns_and_excursions_are_fractions_of_the_entry_price(aapl: UniverseBars) -> None:
+    # The output convention: a return is a fraction (0.0123 = 1.23%), never a percent; recomputed here
+    # from the bars and the trade's own cash figures.
+    result = sma_cross_result(aapl)
+    cols = result.trade_columns()
+    assert not any(name.endswith("_pct") for name in [*cols, *result.metrics])
+    high, low, open_ = aapl.high[:, 0], aapl.low[:, 0], aapl.open[:, 0]
+    exits_at_open = np.flatnonzero(cols["exit_at"] == "open")
+    assert exits_at_open.size > 20
+    for k in exits_at_open:
+        # Held from the entry bar's open to the exit bar's open (where the raw exit price is the open).
+        held = slice(cols["entry_bar"][k], cols["exit_bar"][k])
+        lowest = min(low[held].min(), open_[cols["exit_bar"][k]])
+        highest = max(high[held].max(), open_[cols["exit_bar"][k]])
+        price = cols["entry_price"][k]
+        trade_return = cols["pnl"][k] / (cols["quantity"][k] * price)
+        assert cols["trade_return"][k] == pytest.approx(trade_return, rel=1e-12), k
+        assert cols["mae"][k] == pytest.approx(min(lowest / price - 1, 0.0), rel=1e-12, abs=1e-15), k
+        assert cols["mfe"][k] == pytest.approx(max(highest / price - 1, 0.0), rel=1e-12, abs=1e-15), k
+    closed = ~cols["is_open"]
+    assert result.metrics["avg_trade_return"] == pytest.approx(cols["trade_return"][closed].mean(), rel=1e-12)
+    assert result.metrics["avg_mae"] == pytest.approx(cols["mae"][closed].mean(), rel=1e-12)
+    assert result.metrics["avg_mfe"] == pytest.approx(cols["mfe"][closed].mean(), rel=1e-12)
 
 
 def portfolio_result(stocks) -> BacktestResult:
