@@ -40,9 +40,6 @@ if TYPE_CHECKING:
     from packages.shared_settings import Settings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-MCP_DOMAINS = ("strategy", "backtest", "market", "stress", "trading")
-CPU_QUEUES = ("backtest", "stress")
-IO_QUEUES = ("market_data", "paper_trading", "notifications", "maintenance")
 LAUNCHER_NAME = "minsy"
 
 
@@ -347,6 +344,8 @@ def uvicorn_argv(service: str, settings: Settings) -> list[str]:
 
 
 def mcp_spec(infra: Infrastructure) -> ServiceSpec:
+    from packages.shared_settings import MCP_DOMAINS
+
     settings = load_settings("mcp")
     probe = f"http://{_connect_host(settings.mcp.host)}:{settings.mcp.port}/{MCP_DOMAINS[0]}/mcp"
     return ServiceSpec(
@@ -373,6 +372,7 @@ def api_spec(infra: Infrastructure) -> ServiceSpec:
 
 def worker_spec(infra: Infrastructure, kind: str) -> ServiceSpec:
     from packages.infra.allocator import with_allocator_tuning
+    from packages.infra.queue.queues import WORKER_KINDS
 
     settings = load_settings(f"worker_{kind}")
     common = [
@@ -386,9 +386,9 @@ def worker_spec(infra: Infrastructure, kind: str) -> ServiceSpec:
         settings.runtime.log_level,
     ]
     if kind == "cpu":
-        options = ["-Q", ",".join(CPU_QUEUES), "-n", "cpu@%h", "--prefetch-multiplier", "1", "--concurrency", "2", "--pool", "prefork"]  # fmt: skip
+        options = ["-Q", ",".join(WORKER_KINDS["cpu"]), "-n", "cpu@%h", "--prefetch-multiplier", "1", "--concurrency", "2", "--pool", "prefork"]  # fmt: skip
     else:
-        options = ["-Q", ",".join(IO_QUEUES), "-n", "io@%h", "--concurrency", "4"]
+        options = ["-Q", ",".join(WORKER_KINDS["io"]), "-n", "io@%h", "--concurrency", "4"]
     env = child_environment(settings, infra, f"worker_{kind}")
     return ServiceSpec(
         name=f"worker-{kind}",
@@ -503,6 +503,8 @@ def _run_services(
 
 
 def _print_banner(prefixer: LogPrefixer, settings: Settings, infra: Infrastructure) -> None:
+    from packages.shared_settings import MCP_DOMAINS
+
     api = f"http://{_connect_host(settings.api.host)}:{settings.api.port}"
     mcp = f"http://{_connect_host(settings.mcp.host)}:{settings.mcp.port}"
     rows = [

@@ -11,6 +11,8 @@ Rules (a module path is ``apps/...``, ``packages/...`` or ``scripts/...`` under 
 - ``domain-impurity``: ``packages/domain`` imports no infrastructure, web, database, queue or network
   library, and nothing from ``packages.infra``, ``packages.core`` or ``apps``.
 - ``infra-imports-core``: ``packages/infra`` imports nothing from ``packages.core`` or ``apps``.
+- ``packages-imports-front-end``: nothing under ``packages/`` imports a front-end framework
+  (``fastapi``, ``starlette``, ``mcp``): routes and tools live in ``apps/``, use-cases in ``packages/``.
 
 Every form counts: ``import x``, ``from x import y`` (``y`` may be a submodule), relative imports
 (resolved against the module's package), imports inside functions, classes and ``TYPE_CHECKING``
@@ -72,6 +74,7 @@ DOMAIN_FORBIDDEN = (
     "alpaca",
 )
 INFRA_FORBIDDEN = ("packages.core", "apps")
+FRONT_END_FRAMEWORKS = ("fastapi", "starlette", "mcp")
 
 
 @dataclass(frozen=True, order=True)
@@ -185,6 +188,11 @@ def check_module(relative_path: Path, tree: ast.AST) -> list[Violation]:
             report("src-import", f"imports {module}; the legacy src.* layout is gone (use packages.*)")
         if in_packages and _matches(module, "apps"):
             report("packages-imports-apps", f"imports {module}; packages/ must not depend on apps/")
+        if in_packages and not in_domain and any(_matches(module, f) for f in FRONT_END_FRAMEWORKS):
+            report(
+                "packages-imports-front-end",
+                f"imports {module}; routes and tools belong in apps/, use-cases in packages/",
+            )
         if app is not None and _matches(module, "apps"):
             parts = module.split(".")
             target_app = parts[1] if len(parts) > 1 else None

@@ -12,8 +12,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from apps.api.problems import PROBLEM_MEDIA_TYPE, problem_body
 from packages.core.errors import AppError
-from packages.core.http.problems import PROBLEM_MEDIA_TYPE, problem_body
 
 _HTTP_CODES = {
     400: ("bad_request", "Bad request"),

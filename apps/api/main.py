@@ -11,13 +11,13 @@ from fastapi_offline import FastAPIOffline
 
 from apps.api.errors import install_problem_handlers
 from apps.api.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
-from packages.core.auth.routes import router as auth_router
-from packages.core.backtests.routes import router as backtests_router
-from packages.core.market_data.routes import router as market_data_router
-from packages.core.market_data.routes import udf_router as market_data_udf_router
+from apps.api.routes.auth import router as auth_router
+from apps.api.routes.backtests import router as backtests_router
+from apps.api.routes.market_data import router as market_data_router
+from apps.api.routes.market_data import udf_router as market_data_udf_router
+from apps.api.routes.strategies import router as strategies_router
+from apps.api.routes.system import router as system_router
 from packages.core.resources import Resources
-from packages.core.strategies.routes import router as strategies_router
-from packages.core.system.routes import router as system_router
 from packages.core.system.service import APP_VERSION
 from packages.infra.observability.logging import configure_logging
 from packages.infra.observability.metrics import render_latest

@@ -10,7 +10,7 @@ import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from packages.core.http.problems import PROBLEM_MEDIA_TYPE, problem_body
+from apps.api.problems import PROBLEM_MEDIA_TYPE, problem_body
 from packages.infra.observability.logging import request_id_var, user_id_var
 from packages.infra.observability.metrics import observe_request
 

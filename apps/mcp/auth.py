@@ -15,7 +15,7 @@ from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
 
 from packages.core.auth.repository import UserRepository
-from packages.core.auth.service import Principal
+from packages.core.principal import Principal
 from packages.core.resources import Resources
 from packages.infra.security.tokens import InvalidToken, decode_mcp_token
 

@@ -6,8 +6,9 @@
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from mcp.server.mcpserver import MCPServer
 from mcp.server.transport_security import TransportSecuritySettings
@@ -16,18 +17,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Mount, Route
 
-from apps.mcp.domains import backtest, market, strategy, stress, trading
 from apps.mcp.registry import tool_names
 from packages.core.resources import Resources
 from packages.infra.observability.logging import configure_logging
-from packages.shared_settings import Settings, get_settings
+from packages.shared_settings import MCP_DOMAINS, Settings, get_settings
 
-DOMAIN_BUILDERS = {
-    "strategy": strategy.build,
-    "backtest": backtest.build,
-    "market": market.build,
-    "stress": stress.build,
-    "trading": trading.build,
+# Each domain's tools live in apps/mcp/domains/<domain>.py, whose ``build`` makes its server.
+DOMAIN_BUILDERS: dict[str, Callable[[Resources], MCPServer]] = {
+    name: importlib.import_module(f"apps.mcp.domains.{name}").build for name in MCP_DOMAINS
 }
 
 

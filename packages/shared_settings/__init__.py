@@ -6,11 +6,13 @@ from packages.shared_settings.loader import (
     SettingsError,
     resolve_env_layout,
 )
+from packages.shared_settings.names import MCP_DOMAINS
 from packages.shared_settings.settings import Settings, get_settings, reload_settings
 
 __all__ = [
     "ALLOWED_PROFILES",
     "ALLOWED_SERVICES",
+    "MCP_DOMAINS",
     "Settings",
     "SettingsError",
     "get_settings",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import ipaddress
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import quote
 
 from pydantic import BaseModel, Field, SecretStr, field_validator
@@ -156,8 +156,6 @@ class McpSettings(_Group):
     allowed_origins: list[str] = Field(
         default_factory=lambda: ["http://127.0.0.1:*", "http://localhost:*"], alias="MCP_ALLOWED_ORIGINS"
     )
-
-    DOMAINS: ClassVar[tuple[str, ...]] = ("strategy", "backtest", "market", "stress", "trading")
 
     @property
     def public_url(self) -> str:

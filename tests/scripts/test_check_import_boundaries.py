@@ -93,6 +93,8 @@ def test_each_rule_catches_its_planted_violation(checker: ModuleType, tmp_path: 
             "packages/domain/queue.py": "from celery import shared_task\n",
             "packages/domain/reach.py": "from packages.infra import db\n",
             "packages/infra/leak.py": "from packages.core.users import service\n",
+            "packages/core/web.py": "from fastapi import APIRouter\nimport starlette.requests\n",
+            "packages/infra/tools.py": "from mcp.server.mcpserver import MCPServer\n",
         },
     )
     assert _found(checker, root) == {
@@ -107,6 +109,9 @@ def test_each_rule_catches_its_planted_violation(checker: ModuleType, tmp_path: 
         ("packages/domain/queue.py", 1, "domain-impurity"),
         ("packages/domain/reach.py", 1, "domain-impurity"),
         ("packages/infra/leak.py", 1, "infra-imports-core"),
+        ("packages/core/web.py", 1, "packages-imports-front-end"),
+        ("packages/core/web.py", 2, "packages-imports-front-end"),
+        ("packages/infra/tools.py", 1, "packages-imports-front-end"),
     }
 
 

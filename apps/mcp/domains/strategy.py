@@ -12,8 +12,8 @@ from pydantic import BaseModel, Field
 from apps.mcp.auth import principal_of
 from apps.mcp.domains.common import add_capabilities_tool
 from apps.mcp.registry import domain_errors, new_domain_server
-from packages.core.auth.service import Principal
 from packages.core.errors import NotFound, ValidationFailed
+from packages.core.principal import Principal
 from packages.core.resources import Resources
 from packages.core.strategies.schemas import (
     MAX_VERSION,

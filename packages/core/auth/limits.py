@@ -13,18 +13,15 @@ import hashlib
 import ipaddress
 from typing import Literal
 
-from fastapi import Request
-
-from packages.core.http.rate_limit import Limit, enforce_rate_limits
+from packages.core.rate_limit import Limit, enforce_rate_limits
 from packages.core.resources import Resources
 
 WINDOW_S = 60
 Action = Literal["register", "login", "refresh"]
 
 
-def client_key(request: Request) -> str:
+def client_key(host: str) -> str:
     """The client's address, or its /64 network for IPv6 (an attacker rotating within it stays one client)."""
-    host = request.client.host if request.client else ""
     try:
         address = ipaddress.ip_address(host)
     except ValueError:
@@ -42,10 +39,10 @@ def email_key(email: str) -> str:
 
 
 async def limit_attempts(
-    resources: Resources, action: Action, request: Request, *, email: str | None = None
+    resources: Resources, action: Action, client_host: str, *, email: str | None = None
 ) -> None:
     amount = resources.settings.auth.attempts_per_minute
-    limits = [Limit(f"{action}:client", client_key(request), amount, WINDOW_S)]
+    limits = [Limit(f"{action}:client", client_key(client_host), amount, WINDOW_S)]
     if email is not None:
         limits.append(Limit(f"{action}:email", email_key(email), amount, WINDOW_S))
     await enforce_rate_limits(resources.redis, *limits)

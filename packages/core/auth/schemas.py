@@ -10,8 +10,6 @@ from packages.core.schemas import StrictModel
 
 Password = Annotated[str, StringConstraints(min_length=8, max_length=256)]
 
-MCP_DOMAINS = ("strategy", "backtest", "market", "stress", "trading")
-
 
 class RegisterRequest(StrictModel):
     email: EmailStr

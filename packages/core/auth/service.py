@@ -3,33 +3,23 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.exc import IntegrityError
 
 from packages.core.auth.repository import RefreshTokenRepository, UserRepository
 from packages.core.auth.schemas import (
-    MCP_DOMAINS,
     AuthResponse,
     McpTokenResponse,
     TokenPair,
     UserOut,
 )
 from packages.core.errors import Conflict, FieldError, NotFound, Unauthorized, ValidationFailed
+from packages.core.principal import Principal
 from packages.core.uow import UnitOfWork
 from packages.infra.db.models import RefreshToken, User
 from packages.infra.security import passwords, tokens
-from packages.shared_settings import Settings
-
-
-@dataclass(frozen=True)
-class Principal:
-    """Who is calling: always a user, sometimes within one chat session."""
-
-    user_id: uuid.UUID
-    session_id: uuid.UUID | None = None
-
+from packages.shared_settings import MCP_DOMAINS, Settings
 
 # Registration cannot hide that an email is taken without an email-verification loop, so its
 # refusal is generic (it names no account) and, like login, it is rate limited per client address

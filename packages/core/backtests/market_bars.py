@@ -14,10 +14,10 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import numpy.typing as npt
 
-from packages.core.auth.service import Principal
 from packages.core.errors import FieldError, NotFound, ValidationFailed
 from packages.core.market_data.access import ServedDataset, market_store, resolve_dataset, visible_namespaces
 from packages.core.market_data.service import read_bars
+from packages.core.principal import Principal
 from packages.domain.backtest.bars import UniverseBars
 from packages.domain.market_data.bars import NS_PER_DAY, Bars, Market, Timeframe, concat_bars
 from packages.domain.strategy.vocabulary import bars_per_year

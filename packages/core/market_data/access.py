@@ -10,8 +10,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from packages.core.auth.service import Principal
 from packages.core.errors import FieldError, NotFound, ValidationFailed
+from packages.core.principal import Principal
 from packages.domain.market_data.bars import Bars, Market, Timeframe
 from packages.domain.market_data.resample import TimeframeNotServable
 from packages.domain.market_data.sync import BarProvider, ProviderError

@@ -7,13 +7,13 @@ from collections.abc import Callable
 from typing import Any
 
 from packages.core.auth.repository import UserRepository
-from packages.core.auth.service import Principal
 from packages.core.errors import FieldError, NotFound, ValidationFailed
 from packages.core.market_data.access import market_store, normalise_symbol
 from packages.core.market_data.catalog import PostgresCatalog
 from packages.core.market_data.cold_start import market_data_status, run_cold_start
 from packages.core.market_data.schemas import ImportParams
 from packages.core.market_data.service import PARQUET_MAGIC, MarketDataService
+from packages.core.principal import Principal
 from packages.core.resources import Resources
 from packages.domain.market_data.quality import ImportRejected
 from packages.infra.market_data.cold_start import ColdStartProgress

@@ -19,7 +19,6 @@ from typing import Any
 import numpy as np
 from sqlalchemy.exc import IntegrityError
 
-from packages.core.auth.service import Principal
 from packages.core.errors import FieldError, NotFound, ValidationFailed
 from packages.core.idempotency import request_fingerprint
 from packages.core.jobs.lifecycle import JobLifecycle
@@ -65,6 +64,7 @@ from packages.core.market_data.schemas import (
     SyncJobList,
     SyncJobOut,
 )
+from packages.core.principal import Principal
 from packages.core.resources import Resources
 from packages.core.uow import UnitOfWork
 from packages.domain.market_data.bars import (

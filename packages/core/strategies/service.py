@@ -9,10 +9,10 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from packages.core.auth.service import Principal
 from packages.core.errors import Conflict, FieldError, NotFound, ValidationFailed
 from packages.core.market_data.access import visible_namespaces
 from packages.core.market_data.repository import DatasetRepository
+from packages.core.principal import Principal
 from packages.core.schemas import find_unstorable_text, refuse_unstorable_text
 from packages.core.strategies.drafts import DraftStore, UnreadableDraft
 from packages.core.strategies.repository import StrategyRepository

@@ -16,6 +16,7 @@ from packages.core.resources import Resources
 from packages.core.system.schemas import ComponentStatus, Health, HealthOut, StatusOut
 from packages.infra.queue.queues import WORKER_KINDS
 from packages.infra.redis_client import BEAT_HEARTBEAT_KEY
+from packages.shared_settings import MCP_DOMAINS
 
 APP_VERSION = importlib.metadata.version("minsy")
 PROBE_TIMEOUT_S = 2.0
@@ -97,12 +98,12 @@ class SystemService:
                 domains = response.json()["domains"]
         except Exception as exc:
             detail = f"MCP process unreachable at {url}: {type(exc).__name__}"
-            return {d: ComponentStatus(status="down", detail=detail) for d in settings.DOMAINS}
+            return {d: ComponentStatus(status="down", detail=detail) for d in MCP_DOMAINS}
         return {
             d: ComponentStatus(status="ok", info=domains[d])
             if d in domains
             else ComponentStatus(status="down", detail="domain not served")
-            for d in settings.DOMAINS
+            for d in MCP_DOMAINS
         }
 
     async def status(self) -> StatusOut:

@@ -11,7 +11,7 @@ import pytest
 from redis.asyncio import Redis
 
 from packages.core.errors import RateLimited
-from packages.core.http.rate_limit import Limit, enforce_rate_limits
+from packages.core.rate_limit import Limit, enforce_rate_limits
 from packages.infra.redis_client import create_async_redis
 from tests.support.stack import embedded_redis
 

@@ -39,7 +39,7 @@ _DIES_AFTER_COMMIT = textwrap.dedent(
 
     from packages.core.backtests.schemas import CreateBacktestRequest
     from packages.core.backtests.service import BacktestService
-    from packages.core.auth.service import Principal
+    from packages.core.principal import Principal
     from packages.core.resources import Resources
     from packages.shared_settings import get_settings
 

@@ -12,9 +12,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from packages.core.auth.service import Principal
 from packages.core.errors import NotFound
 from packages.core.market_data.service import read_bars
+from packages.core.principal import Principal
 from tests.packages.core.market_data.helpers import bars_frame, csv_bytes, get_bars, upload
 from tests.packages.core.market_data.recorded_providers import recorded_chart
 from tests.support.workers import frozen_pool

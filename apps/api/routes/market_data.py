@@ -7,10 +7,9 @@ from fastapi import APIRouter, File, Form, Query, Response, UploadFile, status
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
+from apps.api.deps import PrincipalDep, ResourcesDep, UowDep, idempotency_header
+from apps.api.problems import problem_responses
 from packages.core.errors import FieldError, ValidationFailed
-from packages.core.http.deps import PrincipalDep, ResourcesDep, UowDep
-from packages.core.http.problems import problem_responses
-from packages.core.idempotency import idempotency_header
 from packages.core.jobs.schemas import CancelOut
 from packages.core.market_data.schemas import (
     BarsPage,

@@ -5,10 +5,10 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Response, status
 
-from packages.core.auth.service import Principal
+from apps.api.deps import PrincipalDep, ResourcesDep, UowDep
+from apps.api.problems import problem_responses
 from packages.core.errors import NotFound
-from packages.core.http.deps import PrincipalDep, ResourcesDep, UowDep
-from packages.core.http.problems import problem_responses
+from packages.core.principal import Principal
 from packages.core.resources import Resources
 from packages.core.strategies.drafts import DraftStore
 from packages.core.strategies.schemas import (

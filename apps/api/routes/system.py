@@ -3,7 +3,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from packages.core.http.deps import ResourcesDep
+from apps.api.deps import ResourcesDep
 from packages.core.system.schemas import HealthOut, StatusOut
 from packages.core.system.service import SystemService
 

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, Header, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from packages.core.auth.repository import UserRepository
-from packages.core.auth.service import Principal
 from packages.core.errors import Unauthorized
+from packages.core.principal import Principal
 from packages.core.resources import Resources
 from packages.core.uow import UnitOfWork
 from packages.infra.observability.logging import user_id_var
@@ -23,6 +23,11 @@ _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="minsy"'}
 def get_resources(request: Request) -> Resources:
     resources: Resources = request.app.state.resources
     return resources
+
+
+def client_host(request: Request) -> str:
+    """The TCP peer, or the client a trusted proxy forwarded (uvicorn resolves API_TRUSTED_PROXIES)."""
+    return request.client.host if request.client else ""
 
 
 def get_uow(resources: Annotated[Resources, Depends(get_resources)]) -> UnitOfWork:
@@ -53,3 +58,14 @@ async def get_principal(
 ResourcesDep = Annotated[Resources, Depends(get_resources)]
 UowDep = Annotated[UnitOfWork, Depends(get_uow)]
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
+
+
+def idempotency_header(description: str) -> Any:
+    """An optional ``Idempotency-Key`` header (printable ASCII, at most 200 characters)."""
+    return Header(
+        alias="Idempotency-Key",
+        description=description,
+        min_length=1,
+        max_length=200,
+        pattern=r"^[\x21-\x7e]+$",
+    )

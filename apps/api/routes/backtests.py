@@ -5,6 +5,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response, status
 
+from apps.api.deps import PrincipalDep, ResourcesDep, UowDep, idempotency_header
+from apps.api.problems import problem_responses
 from packages.core.backtests.schemas import (
     AnalysisOut,
     AnalysisView,
@@ -18,9 +20,6 @@ from packages.core.backtests.schemas import (
     TradeSnapshotOut,
 )
 from packages.core.backtests.service import BacktestService
-from packages.core.http.deps import PrincipalDep, ResourcesDep, UowDep
-from packages.core.http.problems import problem_responses
-from packages.core.idempotency import idempotency_header
 from packages.core.jobs.schemas import CancelOut, JobStatus
 
 router = APIRouter(prefix="/backtests", tags=["backtests"])

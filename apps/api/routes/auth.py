@@ -2,6 +2,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, status
 
+from apps.api.deps import PrincipalDep, ResourcesDep, UowDep, client_host
+from apps.api.problems import problem_responses
 from packages.core.auth.limits import limit_attempts
 from packages.core.auth.schemas import (
     AuthResponse,
@@ -14,8 +16,6 @@ from packages.core.auth.schemas import (
     UserOut,
 )
 from packages.core.auth.service import AuthService
-from packages.core.http.deps import PrincipalDep, ResourcesDep, UowDep
-from packages.core.http.problems import problem_responses
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
@@ -30,7 +30,7 @@ router = APIRouter(prefix="/auth", tags=["auth"])
 async def register(
     body: RegisterRequest, request: Request, uow: UowDep, resources: ResourcesDep
 ) -> AuthResponse:
-    await limit_attempts(resources, "register", request, email=body.email)
+    await limit_attempts(resources, "register", client_host(request), email=body.email)
     async with uow:
         return await AuthService(uow, resources.settings).register(
             body.email, body.password, body.display_name
@@ -44,7 +44,7 @@ async def register(
     responses=problem_responses(401, 413, 422, 429),
 )
 async def login(body: LoginRequest, request: Request, uow: UowDep, resources: ResourcesDep) -> AuthResponse:
-    await limit_attempts(resources, "login", request, email=body.email)
+    await limit_attempts(resources, "login", client_host(request), email=body.email)
     async with uow:
         return await AuthService(uow, resources.settings).login(body.email, body.password)
 
@@ -56,7 +56,7 @@ async def login(body: LoginRequest, request: Request, uow: UowDep, resources: Re
     responses=problem_responses(401, 413, 422, 429),
 )
 async def refresh(body: RefreshRequest, request: Request, uow: UowDep, resources: ResourcesDep) -> TokenPair:
-    await limit_attempts(resources, "refresh", request)
+    await limit_attempts(resources, "refresh", client_host(request))
     async with uow:
         return await AuthService(uow, resources.settings).refresh(body.refresh_token)
 
