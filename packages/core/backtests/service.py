@@ -11,7 +11,6 @@ from typing import Any
 
 import numpy as np
 
-from packages.core.backtests.market_bars import resolve_universe, to_ns
 from packages.core.backtests.repository import BacktestJobRepository
 from packages.core.backtests.results import (
     RESULTS,
@@ -44,6 +43,7 @@ from packages.core.errors import Conflict, FieldError, NotFound, RateLimited, Va
 from packages.core.idempotency import request_fingerprint
 from packages.core.jobs.lifecycle import JobLifecycle
 from packages.core.jobs.schemas import CancelOut
+from packages.core.market_data.universe import resolve_universe, to_ns
 from packages.core.principal import Principal
 from packages.core.schemas import find_unstorable_text
 from packages.core.strategies.service import StrategyService

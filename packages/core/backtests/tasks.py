@@ -23,12 +23,6 @@ from packages.core.backtests.compute import (
     compile_document,
     run_backtest_job,
 )
-from packages.core.backtests.market_bars import (
-    read_benchmark_close,
-    read_universe,
-    resolve_universe,
-    to_ns,
-)
 from packages.core.backtests.repository import job_for_run
 from packages.core.backtests.schemas import JobRequest
 from packages.core.backtests.service import LIFECYCLE, TASK_NAME
@@ -36,6 +30,12 @@ from packages.core.errors import NotFound
 from packages.core.jobs.runner import JobCancelled, JobControl, JobKind
 from packages.core.jobs.tasks import register_job_task
 from packages.core.market_data.access import market_store
+from packages.core.market_data.universe import (
+    read_benchmark_close,
+    read_universe,
+    resolve_universe,
+    to_ns,
+)
 from packages.core.resources import Resources
 from packages.domain.backtest.assumptions import ExecutionAssumptions
 from packages.domain.market_data.bars import Market

@@ -17,11 +17,11 @@ from packages.core.backtests.compute import (
     plan_from_row,
     run_backtest_job,
 )
-from packages.core.backtests.market_bars import read_universe, resolve_universe, to_ns
 from packages.core.backtests.results import decode_result
 from packages.core.backtests.schemas import ANALYSIS_VIEWS
 from packages.core.backtests.snapshot_context import SNAPSHOT_SPAN_LIMIT, rebuild_trade_snapshot
 from packages.core.errors import ValidationFailed
+from packages.core.market_data.universe import read_universe, resolve_universe, to_ns
 from packages.domain.backtest import codes
 from packages.domain.backtest.analytics import VIEWS
 from packages.domain.backtest.assumptions import ExecutionAssumptions

@@ -1,7 +1,9 @@
-"""The bars a backtest reads: the user's own imports first, then shared data, from the Parquet store.
+"""Market data's public read API for a strategy's universe: which dataset serves each symbol (the
+user's own imports first, then shared data), and the aligned bars of all of them.
 
-A job reads its range plus enough earlier bars for every indicator to be warm at the first bar of
-the range, so the result does not depend on where the stored history happens to begin.
+Backtests, stress tests and paper trading read through it. A run reads its range plus enough
+earlier bars for every indicator to be warm at the first bar of the range, so the result does not
+depend on where the stored history happens to begin.
 """
 
 from __future__ import annotations
