@@ -10,10 +10,11 @@ regenerated here draw for draw; every row's notes compare its close sum with the
 
 Engines:
 
-- ``minsy``: the full user path: compile the strategy document, build the plan (TA-Lib indicators,
-  vectorised conditions), simulate and compute the whole metric set, hashes and chart series
-  (``runner.run_backtest``); the sweep compiles once and builds 100 plans over a shared series cache,
-  then runs them through the batch kernel with each run's full summary metrics (``runner.sweep_backtest``).
+- ``minsy``: the full user path through the backtest pipeline: compile the strategy document, build
+  the plan (TA-Lib indicators, vectorised conditions), simulate and compute the whole metric set, hashes
+  and chart series (``pipeline.Backtester(document, bars).run()``); the sweep compiles once and builds
+  100 plans over a shared series cache, then runs them through the batch kernel with each run's full
+  summary metrics (``pipeline.Backtester(document, bars).sweep(sets)``).
 - ``minsy-core``: the simulation core alone on the same signals (TA-Lib SMAs and crosses, then the
   numba kernel; no metrics), comparable with the reference's "SMAs + loop".
 - ``reference`` / ``vectorbt`` / ``backtesting.py``: the peer scripts, run as subprocesses. vectorbt is
@@ -126,7 +127,7 @@ def _measure(engine: str, workload: str, repeats: int) -> dict[str, Any]:
     from packages.domain.backtest.assumptions import ExecutionAssumptions
     from packages.domain.backtest.bars import UniverseBars
     from packages.domain.backtest.engine import run_sweep, simulate_records
-    from packages.domain.backtest.runner import run_backtest, sweep_backtest
+    from packages.domain.backtest.pipeline import Backtester
     from packages.domain.strategy.plan import (
         ExitPlan,
         OrderPlan,
@@ -168,7 +169,7 @@ def _measure(engine: str, workload: str, repeats: int) -> dict[str, Any]:
     grid = [(f, s) for f in FAST_GRID for s in SLOW_GRID]
     if engine == "minsy" and not sweep:
         document = sma_cross_document()
-        median, times, run = _timed(lambda: run_backtest(document, bars, assumptions), repeats)
+        median, times, run = _timed(lambda: Backtester(document, bars, assumptions).run(), repeats)
         metrics = run.result.metrics
         check = {
             "final_ratio": metrics["final_equity"] / CASH,
@@ -178,7 +179,7 @@ def _measure(engine: str, workload: str, repeats: int) -> dict[str, Any]:
     elif engine == "minsy" and sweep:
         document = sma_cross_document()
         sets = [{"/factors/0/params/period": f, "/factors/1/params/period": s} for f, s in grid]
-        median, times, result = _timed(lambda: sweep_backtest(document, bars, sets, assumptions), repeats)
+        median, times, result = _timed(lambda: Backtester(document, bars, assumptions).sweep(sets), repeats)
         finals = result.metric("final_equity") / CASH
         check = {
             "best_final_ratio": float(finals.max()),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any, ClassVar
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from packages.core.errors import NotFound
@@ -37,6 +37,11 @@ class OwnedRepository[ModelT]:
         if found is None:
             raise NotFound(f"No {self.noun} with id {object_id}.")
         return found
+
+    async def count(self) -> int:
+        """How many rows the caller owns."""
+        total = await self.session.scalar(select(func.count()).select_from(self.base_query().subquery()))
+        return int(total or 0)
 
     async def add(self, obj: ModelT) -> ModelT:
         if getattr(obj, "user_id", None) != self.owner_id:

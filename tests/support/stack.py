@@ -87,6 +87,10 @@ class Stack:
         self.processes.clear()
 
 
+# Task modules test workers load besides the product's: a small real fan-out job kind.
+TEST_TASK_MODULES = ("tests.support.fanout_jobs",)
+
+
 def celery_worker_args(kind: str, queues: tuple[str, ...], node: str, concurrency: int = 1) -> list[str]:
     return [
         "-m",
@@ -106,6 +110,8 @@ def celery_worker_args(kind: str, queues: tuple[str, ...], node: str, concurrenc
         "1",
         "--without-mingle",
         "--without-gossip",
+        "--include",
+        ",".join(TEST_TASK_MODULES),
         "--loglevel",
         "INFO",
     ]

@@ -20,6 +20,7 @@ from packages.core.backtests.schemas import (
     TradeSnapshotOut,
 )
 from packages.core.backtests.service import BacktestService
+from packages.core.idempotency import IdempotencyKey
 from packages.core.jobs.schemas import CancelOut, JobStatus
 
 router = APIRouter(prefix="/backtests", tags=["backtests"])
@@ -27,7 +28,7 @@ router = APIRouter(prefix="/backtests", tags=["backtests"])
 READ = problem_responses(401, 404, 422)
 RESULT = problem_responses(401, 404, 409, 422)
 
-IdempotencyKey = Annotated[
+IdempotencyKeyHeader = Annotated[
     str | None,
     idempotency_header(
         "Optional, recommended: any unique string per intended job. Resending the same key and body "
@@ -60,10 +61,12 @@ async def create_backtest(
     principal: PrincipalDep,
     uow: UowDep,
     resources: ResourcesDep,
-    idempotency_key: IdempotencyKey = None,
+    idempotency_key: IdempotencyKeyHeader = None,
 ) -> BacktestOut:
     async with uow:
-        job, created = await BacktestService(uow, principal, resources.settings).create(body, idempotency_key)
+        job, created = await BacktestService(uow, principal, resources).create(
+            body, IdempotencyKey.header(idempotency_key)
+        )
     if not created:
         response.status_code = status.HTTP_200_OK
     return job
@@ -79,7 +82,7 @@ async def list_backtests(
     status_filter: Annotated[JobStatus | None, Query(alias="status")] = None,
 ) -> BacktestList:
     async with uow:
-        return await BacktestService(uow, principal, resources.settings).list(
+        return await BacktestService(uow, principal, resources).list(
             limit=limit, cursor=cursor, status=status_filter
         )
 
@@ -94,7 +97,7 @@ async def get_backtest(
     backtest_id: uuid.UUID, principal: PrincipalDep, uow: UowDep, resources: ResourcesDep
 ) -> BacktestDetail:
     async with uow:
-        return await BacktestService(uow, principal, resources.settings).get(backtest_id)
+        return await BacktestService(uow, principal, resources).get(backtest_id)
 
 
 @router.post(
@@ -107,7 +110,7 @@ async def cancel_backtest(
     backtest_id: uuid.UUID, principal: PrincipalDep, uow: UowDep, resources: ResourcesDep
 ) -> CancelOut:
     async with uow:
-        return await BacktestService(uow, principal, resources.settings).cancel(backtest_id)
+        return await BacktestService(uow, principal, resources).cancel(backtest_id)
 
 
 @router.get(
@@ -120,7 +123,7 @@ async def get_equity(
     backtest_id: uuid.UUID, principal: PrincipalDep, uow: UowDep, resources: ResourcesDep
 ) -> EquityOut:
     async with uow:
-        return await BacktestService(uow, principal, resources.settings).equity(backtest_id)
+        return await BacktestService(uow, principal, resources).equity(backtest_id)
 
 
 @router.get(
@@ -138,7 +141,7 @@ async def get_trades(
     limit: PageLimit = 100,
 ) -> TradePage:
     async with uow:
-        return await BacktestService(uow, principal, resources.settings).trades(
+        return await BacktestService(uow, principal, resources).trades(
             backtest_id, offset=offset, limit=limit
         )
 
@@ -158,7 +161,7 @@ async def get_orders(
     limit: PageLimit = 100,
 ) -> OrderPage:
     async with uow:
-        return await BacktestService(uow, principal, resources.settings).orders(
+        return await BacktestService(uow, principal, resources).orders(
             backtest_id, offset=offset, limit=limit
         )
 
@@ -181,7 +184,7 @@ async def get_analysis(
     window: Annotated[int, Query(ge=2, le=2000, description="Return periods of the rolling view.")] = 63,
 ) -> AnalysisOut:
     async with uow:
-        return await BacktestService(uow, principal, resources.settings).analysis(
+        return await BacktestService(uow, principal, resources).analysis(
             backtest_id, view, points=points, window=window
         )
 
@@ -202,6 +205,6 @@ async def get_trade_snapshot(
     bars_after: Annotated[int, Query(ge=0, le=500)] = 10,
 ) -> TradeSnapshotOut:
     async with uow:
-        return await BacktestService(uow, principal, resources.settings).trade_snapshot(
+        return await BacktestService(uow, principal, resources).trade_snapshot(
             backtest_id, number, bars_before=bars_before, bars_after=bars_after
         )

@@ -10,6 +10,7 @@ from pydantic_core import ErrorDetails
 from apps.api.deps import PrincipalDep, ResourcesDep, UowDep, idempotency_header
 from apps.api.problems import problem_responses
 from packages.core.errors import FieldError, ValidationFailed
+from packages.core.idempotency import IdempotencyKey
 from packages.core.jobs.schemas import CancelOut
 from packages.core.market_data.schemas import (
     BarsPage,
@@ -47,15 +48,19 @@ udf_router = APIRouter(prefix="/market-data/udf", tags=["market-data-udf"])
 MarketQuery = Annotated[MarketName, Query(description="us_stocks, crypto, forex or futures")]
 SymbolQuery = Annotated[Symbol, Query(description="Ticker as stored, e.g. AAPL, EURUSD, BTC/USDT")]
 TimeframeQuery = Annotated[TimeframeName, Query(description="1m, 5m, 15m, 30m, 1h, 2h, 4h, 1d or 1w")]
-IdempotencyKey = Annotated[
+IdempotencyKeyHeader = Annotated[
     str | None, idempotency_header("Repeat a request safely: the same key and body return the first job.")
+]
+CursorQuery = Annotated[
+    Annotated[str, StorableText] | None,
+    Query(max_length=500, description="next_cursor of the previous page; omit for the first page."),
 ]
 
 
 @router.get(
     "/symbols",
     operation_id="market_data_search_symbols",
-    summary="Search stored symbols by text and market (shared data and your imports)",
+    summary="Search stored symbols by text and market (shared data and your imports), paged by cursor",
     responses=problem_responses(401, 422),
 )
 async def search_symbols(
@@ -65,10 +70,10 @@ async def search_symbols(
     q: Annotated[SearchText | None, Query(description="Part of the symbol, case-insensitive")] = None,
     market: Annotated[MarketName | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    offset: Annotated[int, Query(ge=0, le=100_000)] = 0,
+    cursor: CursorQuery = None,
 ) -> SymbolList:
     async with uow:
-        return await MarketDataService(uow, resources, principal).search_symbols(q, market, limit, offset)
+        return await MarketDataService(uow, principal, resources).search_symbols(q, market, limit, cursor)
 
 
 @router.get(
@@ -81,7 +86,7 @@ async def get_symbol(
     market: MarketName, symbol: Symbol, principal: PrincipalDep, uow: UowDep, resources: ResourcesDep
 ) -> SymbolDetail:
     async with uow:
-        return await MarketDataService(uow, resources, principal).symbol_detail(market, symbol)
+        return await MarketDataService(uow, principal, resources).symbol_detail(market, symbol)
 
 
 @router.get(
@@ -89,9 +94,11 @@ async def get_symbol(
     operation_id="market_data_get_bars",
     summary="OHLCV bars of any timeframe, oldest first, paged with an opaque cursor",
     description=(
-        "Bars with open time in [start, end). Without start, from the first stored bar. Coarser "
-        "timeframes are resampled from the stored base along the market's sessions. When next_cursor "
-        "is set, call again with the same parameters and cursor=next_cursor."
+        "Bars stamped in [start, end). Timestamps are UTC: an intraday bar carries its open time, a "
+        "daily bar its trading day at 00:00 UTC and a weekly bar its week's Monday at 00:00 UTC. "
+        "Without start, from the first stored bar. Coarser timeframes are resampled from the stored "
+        "base along the market's sessions. When next_cursor is set, call again with the same "
+        "parameters and cursor=next_cursor."
     ),
     responses=problem_responses(401, 404, 422),
 )
@@ -105,11 +112,11 @@ async def get_bars(
     start: Annotated[Instant | None, Query()] = None,
     end: Annotated[Instant | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
-    cursor: Annotated[Annotated[str, StorableText] | None, Query(max_length=500)] = None,
+    cursor: CursorQuery = None,
 ) -> BarsPage:
     limit = min(limit, resources.settings.market_data.max_page_bars)
     async with uow:
-        return await MarketDataService(uow, resources, principal).bars(
+        return await MarketDataService(uow, principal, resources).bars(
             market, symbol, timeframe, start, end, limit, cursor
         )
 
@@ -128,7 +135,7 @@ async def get_quote(
     symbol: SymbolQuery,
 ) -> QuoteOut:
     async with uow:
-        return await MarketDataService(uow, resources, principal).quote(market, symbol)
+        return await MarketDataService(uow, principal, resources).quote(market, symbol)
 
 
 @router.get(
@@ -148,7 +155,7 @@ async def detect_gaps(
     end: Annotated[Instant, Query()],
 ) -> GapsOut:
     async with uow:
-        return await MarketDataService(uow, resources, principal).gaps(market, symbol, timeframe, start, end)
+        return await MarketDataService(uow, principal, resources).gaps(market, symbol, timeframe, start, end)
 
 
 @router.get(
@@ -167,7 +174,7 @@ async def regime_snapshot(
     holding_period_minutes: Annotated[float | None, Query(ge=1, le=525_600)] = None,
 ) -> RegimeSnapshotOut:
     async with uow:
-        return await MarketDataService(uow, resources, principal).regime(
+        return await MarketDataService(uow, principal, resources).regime(
             market, symbol, trading_frequency, holding_period_minutes
         )
 
@@ -225,7 +232,7 @@ async def create_import(
             "The uploaded file is empty.", errors=[FieldError("empty_file", "/file", "no bytes")]
         )
     async with uow:
-        return await MarketDataService(uow, resources, principal).create_import(
+        return await MarketDataService(uow, principal, resources).create_import(
             params, data, file.filename or "upload"
         )
 
@@ -250,10 +257,10 @@ async def list_imports(
     uow: UowDep,
     resources: ResourcesDep,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    offset: Annotated[int, Query(ge=0, le=100_000)] = 0,
+    cursor: CursorQuery = None,
 ) -> ImportList:
     async with uow:
-        return await MarketDataService(uow, resources, principal).list_imports(limit, offset)
+        return await MarketDataService(uow, principal, resources).list_imports(limit, cursor)
 
 
 @router.get(
@@ -266,7 +273,7 @@ async def get_import(
     import_id: uuid.UUID, principal: PrincipalDep, uow: UowDep, resources: ResourcesDep
 ) -> ImportOut:
     async with uow:
-        return await MarketDataService(uow, resources, principal).get_import(import_id)
+        return await MarketDataService(uow, principal, resources).get_import(import_id)
 
 
 @router.post(
@@ -290,11 +297,11 @@ async def create_sync_job(
     principal: PrincipalDep,
     uow: UowDep,
     resources: ResourcesDep,
-    idempotency_key: IdempotencyKey = None,
+    idempotency_key: IdempotencyKeyHeader = None,
 ) -> SyncJobOut:
     async with uow:
-        job, created = await MarketDataService(uow, resources, principal).create_sync_job(
-            body, idempotency_key
+        job, created = await MarketDataService(uow, principal, resources).create_sync_job(
+            body, IdempotencyKey.header(idempotency_key)
         )
     if not created:
         response.status_code = status.HTTP_200_OK
@@ -311,7 +318,7 @@ async def get_sync_job(
     job_id: uuid.UUID, principal: PrincipalDep, uow: UowDep, resources: ResourcesDep
 ) -> SyncJobOut:
     async with uow:
-        return await MarketDataService(uow, resources, principal).get_sync_job(job_id)
+        return await MarketDataService(uow, principal, resources).get_sync_job(job_id)
 
 
 @router.get(
@@ -325,10 +332,10 @@ async def list_sync_jobs(
     uow: UowDep,
     resources: ResourcesDep,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    offset: Annotated[int, Query(ge=0, le=100_000)] = 0,
+    cursor: CursorQuery = None,
 ) -> SyncJobList:
     async with uow:
-        return await MarketDataService(uow, resources, principal).list_sync_jobs(limit, offset)
+        return await MarketDataService(uow, principal, resources).list_sync_jobs(limit, cursor)
 
 
 @router.post(
@@ -341,7 +348,7 @@ async def cancel_sync_job(
     job_id: uuid.UUID, principal: PrincipalDep, uow: UowDep, resources: ResourcesDep
 ) -> CancelOut:
     async with uow:
-        return await MarketDataService(uow, resources, principal).cancel_sync_job(job_id)
+        return await MarketDataService(uow, principal, resources).cancel_sync_job(job_id)
 
 
 # ---------------------------------------------------------------- TradingView UDF-style datafeed
@@ -353,7 +360,7 @@ async def cancel_sync_job(
 )
 async def udf_config(principal: PrincipalDep, uow: UowDep, resources: ResourcesDep) -> UdfConfig:
     async with uow:
-        return await UdfService(MarketDataService(uow, resources, principal)).config()
+        return await UdfService(MarketDataService(uow, principal, resources)).config()
 
 
 @udf_router.get(
@@ -372,7 +379,7 @@ async def udf_search(
     limit: Annotated[int, Query(ge=1, le=100)] = 30,
 ) -> list[UdfSearchItem]:
     async with uow:
-        return await UdfService(MarketDataService(uow, resources, principal)).search(
+        return await UdfService(MarketDataService(uow, principal, resources)).search(
             query, symbol_type, exchange, limit
         )
 
@@ -390,7 +397,7 @@ async def udf_symbol(
     symbol: Annotated[UdfTicker, Query()],
 ) -> UdfSymbolInfo:
     async with uow:
-        return await UdfService(MarketDataService(uow, resources, principal)).symbol_info(symbol)
+        return await UdfService(MarketDataService(uow, principal, resources)).symbol_info(symbol)
 
 
 @udf_router.get(
@@ -410,6 +417,6 @@ async def udf_history(
     countback: Annotated[int | None, Query(ge=1, le=5000)] = None,
 ) -> UdfHistory:
     async with uow:
-        return await UdfService(MarketDataService(uow, resources, principal)).history(
+        return await UdfService(MarketDataService(uow, principal, resources)).history(
             symbol, resolution, from_, to, countback
         )

@@ -23,6 +23,7 @@ from packages.core.backtests.schemas import (
 )
 from packages.core.backtests.service import BacktestService
 from packages.core.errors import FieldError, ValidationFailed
+from packages.core.idempotency import IdempotencyKey
 from packages.core.jobs.schemas import CancelOut, JobStatus
 from packages.core.resources import Resources
 from packages.core.strategies.schemas import MAX_VERSION
@@ -57,7 +58,6 @@ def _request(**fields: Any) -> CreateBacktestRequest:
 def build(resources: Resources) -> MCPServer:
     server = new_domain_server(resources, "backtest", SUMMARY)
     add_capabilities_tool(server, "backtest", SUMMARY)
-    settings = resources.settings
 
     @server.tool(
         description=(
@@ -100,7 +100,9 @@ def build(resources: Resources) -> MCPServer:
             benchmark=benchmark,
         )
         async with resources.unit_of_work() as uow:
-            job, _ = await BacktestService(uow, principal, settings).create(body, idempotency_key)
+            job, _ = await BacktestService(uow, principal, resources).create(
+                body, IdempotencyKey.argument(idempotency_key)
+            )
         return job
 
     @server.tool(
@@ -114,7 +116,7 @@ def build(resources: Resources) -> MCPServer:
     async def get_backtest(ctx: Context, backtest_id: BacktestId) -> BacktestOut:
         principal = principal_of(ctx)
         async with resources.unit_of_work() as uow:
-            detail = await BacktestService(uow, principal, settings).get(backtest_id)
+            detail = await BacktestService(uow, principal, resources).get(backtest_id)
         return BacktestOut(**detail.model_dump(exclude={"metrics"}))
 
     @server.tool(
@@ -138,7 +140,7 @@ def build(resources: Resources) -> MCPServer:
     ) -> AnalysisOut:
         principal = principal_of(ctx)
         async with resources.unit_of_work() as uow:
-            return await BacktestService(uow, principal, settings).analysis(
+            return await BacktestService(uow, principal, resources).analysis(
                 backtest_id, view, points=points, window=window
             )
 
@@ -158,7 +160,7 @@ def build(resources: Resources) -> MCPServer:
     ) -> TradePage:
         principal = principal_of(ctx)
         async with resources.unit_of_work() as uow:
-            return await BacktestService(uow, principal, settings).trades(
+            return await BacktestService(uow, principal, resources).trades(
                 backtest_id, offset=offset, limit=limit
             )
 
@@ -179,7 +181,7 @@ def build(resources: Resources) -> MCPServer:
     ) -> TradeSnapshotOut:
         principal = principal_of(ctx)
         async with resources.unit_of_work() as uow:
-            return await BacktestService(uow, principal, settings).trade_snapshot(
+            return await BacktestService(uow, principal, resources).trade_snapshot(
                 backtest_id, trade_number, bars_before=bars_before, bars_after=bars_after
             )
 
@@ -193,7 +195,7 @@ def build(resources: Resources) -> MCPServer:
     async def cancel_backtest(ctx: Context, backtest_id: BacktestId) -> CancelOut:
         principal = principal_of(ctx)
         async with resources.unit_of_work() as uow:
-            return await BacktestService(uow, principal, settings).cancel(backtest_id)
+            return await BacktestService(uow, principal, resources).cancel(backtest_id)
 
     @server.tool(description="Your backtests, newest first (optionally one status).", annotations=READ_ONLY)
     @domain_errors
@@ -205,7 +207,7 @@ def build(resources: Resources) -> MCPServer:
     ) -> BacktestList:
         principal = principal_of(ctx)
         async with resources.unit_of_work() as uow:
-            return await BacktestService(uow, principal, settings).list(
+            return await BacktestService(uow, principal, resources).list(
                 limit=limit, cursor=cursor, status=status
             )
 

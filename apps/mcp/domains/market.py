@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 from apps.mcp.auth import principal_of
 from apps.mcp.domains.common import add_capabilities_tool
 from apps.mcp.registry import domain_errors, new_domain_server
+from packages.core.idempotency import IdempotencyKey
 from packages.core.jobs.schemas import CancelOut
 from packages.core.market_data.schemas import (
     BarsPage,
@@ -91,7 +92,7 @@ def build(resources: Resources) -> MCPServer:
     ) -> Availability:
         principal = principal_of(ctx)
         async with resources.unit_of_work() as uow:
-            found = await MarketDataService(uow, resources, principal).search_symbols(symbol, market, 50, 0)
+            found = await MarketDataService(uow, principal, resources).search_symbols(symbol, market, 50)
         wanted = symbol.strip().upper()
         matches = [item for item in found.items if item.symbol == wanted]
         similar = sorted({f"{item.market}:{item.symbol}" for item in found.items if item.symbol != wanted})
@@ -101,7 +102,8 @@ def build(resources: Resources) -> MCPServer:
         name="list_symbols",
         description=(
             "List the symbols with stored data, optionally in one market and containing some text, with "
-            "their stored timeframes and coverage. Use it to discover what can be backtested."
+            "their stored timeframes and coverage. Use it to discover what can be backtested. When "
+            "next_cursor is set, call again with cursor=next_cursor for more."
         ),
         annotations=READ_ONLY,
     )
@@ -111,12 +113,14 @@ def build(resources: Resources) -> MCPServer:
         market: MarketArg | None = None,
         query: Annotated[SearchText | None, Field(description="Part of the symbol.")] = None,
         limit: Annotated[int, Field(ge=1, le=200)] = 100,
-        offset: Annotated[int, Field(ge=0, le=100_000)] = 0,
+        cursor: Annotated[
+            str | None, Field(max_length=500, description="next_cursor of the previous page.")
+        ] = None,
     ) -> SymbolList:
         principal = principal_of(ctx)
         async with resources.unit_of_work() as uow:
-            return await MarketDataService(uow, resources, principal).search_symbols(
-                query, market, limit, offset
+            return await MarketDataService(uow, principal, resources).search_symbols(
+                query, market, limit, cursor
             )
 
     @server.tool(
@@ -131,7 +135,7 @@ def build(resources: Resources) -> MCPServer:
     async def get_coverage(ctx: Context, market: MarketArg, symbol: SymbolArg) -> CoverageOut:
         principal = principal_of(ctx)
         async with resources.unit_of_work() as uow:
-            detail = await MarketDataService(uow, resources, principal).symbol_detail(market, symbol)
+            detail = await MarketDataService(uow, principal, resources).symbol_detail(market, symbol)
         return CoverageOut(
             market=detail.market,
             symbol=detail.symbol,
@@ -152,14 +156,16 @@ def build(resources: Resources) -> MCPServer:
     async def get_symbol_metadata(ctx: Context, market: MarketArg, symbol: SymbolArg) -> SymbolDetail:
         principal = principal_of(ctx)
         async with resources.unit_of_work() as uow:
-            return await MarketDataService(uow, resources, principal).symbol_detail(market, symbol)
+            return await MarketDataService(uow, principal, resources).symbol_detail(market, symbol)
 
     @server.tool(
         name="get_candles",
         description=(
             f"OHLCV candles of a symbol at any timeframe: the last `limit` (at most {MAX_CANDLES}) bars "
-            "opening before `end` (default: the latest) and at or after `start`. Timestamps are bar "
-            "opens in UTC. Use it to look at recent price action, not to download history."
+            "stamped before `end` (default: the latest) and at or after `start`. Timestamps are UTC: an "
+            "intraday bar carries its open time, a daily bar its trading day at 00:00 UTC and a weekly "
+            "bar its week's Monday at 00:00 UTC. Use it to look at recent price action, not to download "
+            "history."
         ),
         annotations=READ_ONLY,
     )
@@ -169,13 +175,13 @@ def build(resources: Resources) -> MCPServer:
         market: MarketArg,
         symbol: SymbolArg,
         timeframe: TimeframeArg,
-        start: Annotated[Instant | None, Field(description="Earliest bar open, ISO 8601.")] = None,
-        end: Annotated[Instant | None, Field(description="Bars open before this, ISO 8601.")] = None,
+        start: Annotated[Instant | None, Field(description="Earliest bar timestamp, ISO 8601.")] = None,
+        end: Annotated[Instant | None, Field(description="Bars stamped before this, ISO 8601.")] = None,
         limit: Annotated[int, Field(ge=1, le=MAX_CANDLES)] = 200,
     ) -> CandlesOut:
         principal = principal_of(ctx)
         async with resources.unit_of_work() as uow:
-            page = await MarketDataService(uow, resources, principal).latest_bars(
+            page = await MarketDataService(uow, principal, resources).latest_bars(
                 market, symbol, timeframe, start, end, limit
             )
         served = page.served_from
@@ -192,8 +198,9 @@ def build(resources: Resources) -> MCPServer:
             "Pre-strategy regime snapshot for a symbol and the user's trading style: picks timeframes "
             "matching the trading frequency and holding period, computes trend, mean-reversion and "
             "volatility features (ADX, efficiency ratio, Hurst, volatility percentiles...) and scores "
-            "the three strategy families in [0, 1] with the evidence. Call it before choosing a "
-            "strategy family."
+            "the three strategy families in [0, 1] with the evidence. Ratios and returns are fractions "
+            "(atr_to_price 0.0123 = ATR of 1.23% of price; return_over_lookback over the bars used); "
+            "percentiles run 0-100. Call it before choosing a strategy family."
         ),
         annotations=READ_ONLY,
     )
@@ -212,7 +219,7 @@ def build(resources: Resources) -> MCPServer:
     ) -> RegimeSnapshotOut:
         principal = principal_of(ctx)
         async with resources.unit_of_work() as uow:
-            return await MarketDataService(uow, resources, principal).regime(
+            return await MarketDataService(uow, principal, resources).regime(
                 market, symbol, trading_frequency, holding_period_minutes
             )
 
@@ -236,7 +243,7 @@ def build(resources: Resources) -> MCPServer:
     ) -> GapsOut:
         principal = principal_of(ctx)
         async with resources.unit_of_work() as uow:
-            return await MarketDataService(uow, resources, principal).gaps(
+            return await MarketDataService(uow, principal, resources).gaps(
                 market, symbol, timeframe, start, end
             )
 
@@ -257,11 +264,17 @@ def build(resources: Resources) -> MCPServer:
         timeframe: TimeframeArg,
         start: StartArg,
         end: EndArg,
+        idempotency_key: Annotated[
+            str | None,
+            Field(min_length=1, max_length=200, description="The same key on a retry returns the first job."),
+        ] = None,
     ) -> SyncJobOut:
         principal = principal_of(ctx)
         body = SyncJobCreate(market=market, symbol=symbol, timeframe=timeframe, start=start, end=end)
         async with resources.unit_of_work() as uow:
-            job, _created = await MarketDataService(uow, resources, principal).create_sync_job(body, None)
+            job, _created = await MarketDataService(uow, principal, resources).create_sync_job(
+                body, IdempotencyKey.argument(idempotency_key)
+            )
         return job
 
     @server.tool(
@@ -278,7 +291,7 @@ def build(resources: Resources) -> MCPServer:
     ) -> SyncJobOut:
         principal = principal_of(ctx)
         async with resources.unit_of_work() as uow:
-            return await MarketDataService(uow, resources, principal).get_sync_job(job_id)
+            return await MarketDataService(uow, principal, resources).get_sync_job(job_id)
 
     @server.tool(
         name="cancel_sync_job",
@@ -294,6 +307,6 @@ def build(resources: Resources) -> MCPServer:
     ) -> CancelOut:
         principal = principal_of(ctx)
         async with resources.unit_of_work() as uow:
-            return await MarketDataService(uow, resources, principal).cancel_sync_job(job_id)
+            return await MarketDataService(uow, principal, resources).cancel_sync_job(job_id)
 
     return server

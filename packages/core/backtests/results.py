@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from packages.core.backtests.artifacts import unpack_artifacts
 from packages.core.backtests.schemas import OrderOut, SeriesOut, TradeOut
+from packages.domain.backtest.artifacts import unpack_artifacts
 from packages.domain.backtest.result import BacktestResult, iso_times
 
 _CACHE_BYTES = 256 * 1024 * 1024

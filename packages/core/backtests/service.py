@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import uuid
 from collections.abc import Mapping
-from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -38,22 +36,23 @@ from packages.core.backtests.schemas import (
     TradePage,
     TradeSnapshotOut,
 )
-from packages.core.backtests.snapshot_context import rebuild_trade_snapshot
-from packages.core.errors import Conflict, FieldError, NotFound, RateLimited, ValidationFailed
-from packages.core.idempotency import request_fingerprint
+from packages.core.errors import Conflict, FieldError, NotFound, ValidationFailed
+from packages.core.idempotency import IdempotencyKey
 from packages.core.jobs.lifecycle import JobLifecycle
 from packages.core.jobs.schemas import CancelOut
+from packages.core.jobs.submit import ActiveCap, Submission, submit_job
 from packages.core.market_data.universe import resolve_universe, to_ns
 from packages.core.principal import Principal
+from packages.core.resources import Resources
 from packages.core.schemas import find_unstorable_text
 from packages.core.strategies.service import StrategyService
 from packages.core.uow import UnitOfWork
 from packages.domain.backtest.analytics import VIEWS
 from packages.domain.backtest.result import iso_times
+from packages.domain.backtest.snapshot_context import rebuild_trade_snapshot
 from packages.domain.strategy.canonical import document_hash
 from packages.domain.strategy.validation import validate_strategy
 from packages.infra.db.models import BacktestJob
-from packages.shared_settings import Settings
 
 LIFECYCLE = JobLifecycle(BacktestJob)
 TASK_NAME = "backtest.run"
@@ -96,25 +95,6 @@ VIEW_DESCRIPTIONS: dict[str, str] = {
 _VIEWS_WITH_POINTS = frozenset({"underwater", "rolling"})
 
 
-def _encode_cursor(job: BacktestJob) -> str:
-    raw = f"{job.created_at.isoformat()}|{job.id}"
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        stamp, raw_id = base64.urlsafe_b64decode(padded.encode()).decode().split("|")
-        return datetime.fromisoformat(stamp), uuid.UUID(raw_id)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ValidationFailed(
-            "The cursor is not one this API issued.",
-            errors=[
-                FieldError("bad_cursor", "/query/cursor", "pass next_cursor from a previous page unchanged")
-            ],
-        ) from exc
-
-
 def _metric(value: Any) -> float | int | str | bool | None:
     return value if value is None or isinstance(value, float | int | str | bool) else str(value)
 
@@ -147,61 +127,41 @@ def _job_request(job: BacktestJob) -> JobRequest:
 
 
 class BacktestService:
-    def __init__(self, uow: UnitOfWork, principal: Principal, settings: Settings) -> None:
+    def __init__(self, uow: UnitOfWork, principal: Principal, resources: Resources) -> None:
         self.uow = uow
         self.principal = principal
-        self.settings = settings
-        self.config = settings.backtests
+        self.settings = resources.settings
+        self.config = resources.settings.backtests
         self.repo = BacktestJobRepository(uow.session, principal.user_id)
 
     # --- submitting ------------------------------------------------------------------------------
 
     async def create(
-        self, body: CreateBacktestRequest, idempotency_key: str | None
+        self, body: CreateBacktestRequest, idempotency_key: IdempotencyKey | None
     ) -> tuple[BacktestOut, bool]:
         """Submit a job; returns it and whether it is new (False: the same key and body came before)."""
-        fingerprint = request_fingerprint(body)
-        await self.repo.lock_owner()
-        if idempotency_key is not None:
-            existing = await self.repo.by_idempotency_key(idempotency_key)
-            if existing is not None:
-                if existing.request_hash != fingerprint:
-                    raise ValidationFailed(
-                        "This Idempotency-Key was already used with a different request body.",
-                        errors=[
-                            FieldError(
-                                "idempotency_key_reused",
-                                "/header/Idempotency-Key",
-                                "use a new key for a different request",
-                            )
-                        ],
-                        extra={"backtest_id": str(existing.id)},
-                    )
-                return self._out(existing), False
-        active = await self.repo.count_active()
-        if active >= self.config.max_active_jobs_per_user:
-            raise RateLimited(
-                f"You have {active} backtests queued or running (at most "
-                f"{self.config.max_active_jobs_per_user}); wait for one to finish or cancel one.",
-                headers={"Retry-After": str(self.config.retry_after_s)},
+
+        async def build() -> BacktestJob:
+            document, strategy_version = await self._document(body)
+            job_request = await self._resolve(body, document)
+            return BacktestJob(
+                user_id=self.principal.user_id,
+                status="queued",
+                progress=0.0,
+                progress_message="queued",
+                request=job_request.model_dump(mode="json"),
+                strategy_id=body.strategy_id,
+                strategy_version=strategy_version,
             )
-        document, strategy_version = await self._document(body)
-        job_request = await self._resolve(body, document)
-        job = BacktestJob(
-            user_id=self.principal.user_id,
-            status="queued",
-            progress=0.0,
-            progress_message="queued",
-            request=job_request.model_dump(mode="json"),
-            idempotency_key=idempotency_key,
-            request_hash=fingerprint,
-            strategy_id=body.strategy_id,
-            strategy_version=strategy_version,
+
+        submission = Submission(
+            task_name=TASK_NAME,
+            plural="backtests",
+            id_field="backtest_id",
+            cap=ActiveCap(self.config.max_active_jobs_per_user, self.config.retry_after_s),
         )
-        await self.repo.add(job)
-        await self.uow.session.refresh(job)
-        self.uow.enqueue(TASK_NAME, str(job.id))
-        return self._out(job), True
+        job, created = await submit_job(self.uow, self.repo, submission, body, idempotency_key, build)
+        return self._out(job), created
 
     async def _document(self, body: CreateBacktestRequest) -> tuple[dict[str, Any], int | None]:
         if body.strategy_id is None:
@@ -307,11 +267,9 @@ class BacktestService:
     # --- following -------------------------------------------------------------------------------
 
     async def list(self, *, limit: int, cursor: str | None, status: str | None) -> BacktestList:
-        after = _decode_cursor(cursor) if cursor else None
-        rows = await self.repo.page(limit=limit + 1, after=after, status=status)
-        page = rows[:limit]
+        page = await self.repo.page(limit=limit, cursor=cursor, status=status)
         items = []
-        for job in page:
+        for job in page.rows:
             request = _job_request(job)
             metrics = (job.summary or {}).get("metrics", {})
             items.append(
@@ -331,7 +289,7 @@ class BacktestService:
                     trades=(job.summary or {}).get("counts", {}).get("trades"),
                 )
             )
-        return BacktestList(items=items, next_cursor=_encode_cursor(page[-1]) if len(rows) > limit else None)
+        return BacktestList(items=items, next_cursor=page.next_cursor)
 
     async def get(self, job_id: uuid.UUID) -> BacktestDetail:
         job = await self.repo.get(job_id)

@@ -1,5 +1,7 @@
-"""The ``backtest.run`` job on the CPU worker: load bars, simulate, store summary and arrays; and the
-warm-up that compiles the engine's kernels before the worker takes its first job."""
+"""The ``backtest.run`` job on the CPU worker: read the bars as the user, run them through the domain's
+backtest pipeline (``packages.domain.backtest.pipeline.pack_backtest``), store summary and arrays;
+the pipeline's refusals become the API's problems here. And the warm-up that compiles the engine's
+kernels before the worker takes its first job."""
 
 from __future__ import annotations
 
@@ -16,17 +18,10 @@ from typing import Any
 
 from celery import signals
 
-from packages.core.backtests.compute import (
-    ComputedResult,
-    RunCancelled,
-    RunInputs,
-    compile_document,
-    run_backtest_job,
-)
 from packages.core.backtests.repository import job_for_run
 from packages.core.backtests.schemas import JobRequest
 from packages.core.backtests.service import LIFECYCLE, TASK_NAME
-from packages.core.errors import NotFound
+from packages.core.errors import FieldError, NotFound, ValidationFailed
 from packages.core.jobs.runner import JobCancelled, JobControl, JobKind
 from packages.core.jobs.tasks import register_job_task
 from packages.core.market_data.access import market_store
@@ -38,8 +33,22 @@ from packages.core.market_data.universe import (
 )
 from packages.core.resources import Resources
 from packages.domain.backtest.assumptions import ExecutionAssumptions
+from packages.domain.backtest.engine import BacktestCancelled
+from packages.domain.backtest.pipeline import (
+    BENCHMARK_POINTER,
+    RANGE_POINTER,
+    SYMBOLS_POINTER,
+    BacktestInputError,
+    BacktestInputs,
+    Benchmark,
+    PackedBacktest,
+    SnapshotContext,
+    pack_backtest,
+)
 from packages.domain.market_data.bars import Market
 from packages.domain.strategy.canonical import document_hash
+from packages.domain.strategy.compiler import CompiledStrategy, compile_strategy
+from packages.domain.strategy.errors import StrategyValidationError
 from packages.domain.strategy.examples import example_slugs, get_example
 from packages.domain.strategy.indicators import list_indicators
 from packages.domain.strategy.limits import DEFAULT_LIMITS
@@ -50,7 +59,32 @@ from packages.shared_settings import Settings, get_settings
 log = logging.getLogger("minsy.backtests")
 
 
-def job_inputs(settings: Settings, user_id: uuid.UUID, request: JobRequest) -> RunInputs:
+# Where the API request sets each input the pipeline may refuse.
+_REQUEST_POINTERS = {
+    RANGE_POINTER: "/start",
+    SYMBOLS_POINTER: "/document/universe/symbols",
+    BENCHMARK_POINTER: "/benchmark",
+}
+
+
+def compile_document(document: dict[str, Any]) -> CompiledStrategy:
+    """The job's document compiled; its problems point into the request's ``document``."""
+    try:
+        return compile_strategy(document)
+    except StrategyValidationError as exc:
+        raise ValidationFailed(
+            "The strategy document is not valid.",
+            errors=[FieldError(i.code.value, "/document" + i.pointer, i.message, i.hint) for i in exc.issues],
+        ) from exc
+
+
+def refused_inputs(exc: BacktestInputError) -> ValidationFailed:
+    """The pipeline's refusal as the API's problem, pointing at the request field concerned."""
+    pointer = _REQUEST_POINTERS.get(exc.pointer, "")
+    return ValidationFailed(exc.message, errors=[FieldError(exc.code, pointer, exc.hint)])
+
+
+def job_inputs(settings: Settings, user_id: uuid.UUID, request: JobRequest) -> BacktestInputs:
     """Everything a job computes from: the compiled document, and the bars read as the user."""
     compiled = compile_document(request.document)
     source = resolve_universe(
@@ -63,27 +97,28 @@ def job_inputs(settings: Settings, user_id: uuid.UUID, request: JobRequest) -> R
         timeframe_pointer="/document/timeframe",
     )
     bars, first_row = read_universe(source, to_ns(request.start), to_ns(request.end), compiled.warmup_bars)
-    benchmark_close = None
+    benchmark = None
     if request.benchmark is not None:
-        benchmark_close = read_benchmark_close(
+        close = read_benchmark_close(
             settings, user_id, request.market, request.benchmark, request.timeframe, bars.index
         )
+        benchmark = Benchmark(request.benchmark, close)
     config = settings.backtests
-    return RunInputs(
-        compiled=compiled,
-        assumptions=request.assumptions,
+    return BacktestInputs(
+        strategy=compiled,
         bars=bars,
+        assumptions=request.assumptions,
         first_row=first_row,
-        benchmark_symbol=request.benchmark,
-        benchmark_close=benchmark_close,
+        benchmark=benchmark,
         max_cells=config.max_bars_per_job,
-        context_bars=config.snapshot_context_bars,
-        snapshot_budget=config.snapshot_max_values,
         chart_points=config.chart_points,
+        snapshots=SnapshotContext(
+            context_bars=config.snapshot_context_bars, max_values=config.snapshot_max_values
+        ),
     )
 
 
-async def load(resources: Resources, job_id: uuid.UUID) -> RunInputs:
+async def load(resources: Resources, job_id: uuid.UUID) -> BacktestInputs:
     async with resources.unit_of_work() as uow:
         job = await job_for_run(uow.session, job_id)
     if job is None:
@@ -92,15 +127,17 @@ async def load(resources: Resources, job_id: uuid.UUID) -> RunInputs:
     return await asyncio.to_thread(job_inputs, resources.settings, job.user_id, request)
 
 
-def compute(inputs: RunInputs, control: JobControl) -> ComputedResult:
+def compute(inputs: BacktestInputs, control: JobControl) -> PackedBacktest:
     try:
-        return run_backtest_job(inputs, control.progress, control.cancelled.is_set)
-    except RunCancelled as exc:
+        return pack_backtest(inputs, progress=control.progress, should_cancel=control.cancelled.is_set)
+    except BacktestCancelled as exc:
         raise JobCancelled from exc
+    except BacktestInputError as exc:
+        raise refused_inputs(exc) from exc
 
 
-def store(result: ComputedResult) -> dict[str, Any]:
-    return {"summary": result.summary, "artifacts": result.artifacts, "result_hash": result.result_hash}
+def store(packed: PackedBacktest) -> dict[str, Any]:
+    return {"summary": packed.summary, "artifacts": packed.artifacts, "result_hash": packed.result_hash}
 
 
 BACKTEST_JOB = JobKind(name="backtest", lifecycle=LIFECYCLE, load=load, compute=compute, store=store)
@@ -114,9 +151,9 @@ run_backtest = register_job_task(BACKTEST_JOB, TASK_NAME)
 # process at start, before it answers pings or takes a job; the pool processes are forked from it with
 # every kernel in memory and never compile or load one.
 #
-# The warm-up runs real jobs through the job's own code (``job_inputs`` then ``run_backtest_job``:
-# store reads and resampling, plan building, simulation, metrics, snapshots), so the kernels meet the
-# argument types a job passes. The bars are the real price files bundled in installed packages (the
+# The warm-up runs real jobs through the job's own code (``job_inputs`` then ``compute``: store reads
+# and resampling, plan building, simulation, metrics, snapshots), so the kernels meet the argument
+# types a job passes. The bars are the real price files bundled in installed packages (the
 # ones the IO worker's cold start stores), written to a scratch store that is deleted afterwards: no
 # stored data is needed, and on a fresh stack there is none yet (the IO worker loads it after it starts).
 
@@ -242,8 +279,7 @@ def warm_up(settings: Settings) -> float:
                 scratch_store.write(market, dataset.symbol, dataset.timeframe, dataset.bars)
                 available.add((market.value, dataset.symbol))
         for job in _warm_up_jobs(available):
-            inputs = job_inputs(scratch, _WARM_UP_USER, job.request())
-            run_backtest_job(inputs, lambda fraction, stage: None, lambda: False)
+            compute(job_inputs(scratch, _WARM_UP_USER, job.request()), JobControl())
     return time.perf_counter() - started
 
 

@@ -22,9 +22,74 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def claimable(model: type[Any], now: datetime, stale_after: timedelta, max_attempts: int) -> list[Any]:
+    """Rows a worker may claim: queued, or running with a stale heartbeat, with attempts left."""
+    stale = (model.status == "running") & (model.heartbeat_at < now - stale_after)
+    return [model.attempts < max_attempts, or_(model.status == "queued", stale)]
+
+
+def running_values(model: type[Any], worker: str, now: datetime) -> dict[str, Any]:
+    """What a claim writes: running, one more attempt, held by ``worker`` from ``now``."""
+    return {
+        "status": "running",
+        "attempts": model.attempts + 1,
+        "worker": worker,
+        "started_at": now,
+        "heartbeat_at": now,
+        "progress": 0.0,
+        "error": None,
+    }
+
+
+async def fenced_update(
+    session: AsyncSession,
+    model: type[Any],
+    row_id: uuid.UUID,
+    attempt: int,
+    *,
+    returning: Any = None,
+    **values: Any,
+) -> Any:
+    """Change a running row only while ``attempt`` holds it; the ``returning`` column's value (the
+    id by default), or None when a later attempt (or a finish) superseded this one."""
+    return await session.scalar(
+        update(model)
+        .where(model.id == row_id, model.attempts == attempt, model.status == "running")
+        .values(**values)
+        .returning(model.id if returning is None else returning)
+    )
+
+
+async def finished(
+    session: AsyncSession,
+    model: type[Any],
+    row_id: uuid.UUID,
+    attempt: int,
+    status: str,
+    values: dict[str, Any],
+) -> bool:
+    """The terminal transition of a running row, fenced by its attempt."""
+    now = utcnow()
+    done = await fenced_update(
+        session, model, row_id, attempt, status=status, finished_at=now, heartbeat_at=now, **values
+    )
+    return done is not None
+
+
 class JobLifecycle:
-    def __init__(self, model: type[Any]) -> None:
+    """The state changes of one job table's rows (``model`` has the ``_JobColumns``).
+
+    Several kinds may share a table that has a ``kind`` column (stress tests): ``rows_of_kind``
+    then limits the sweep to this kind's rows, so each is re-queued to its own task.
+    """
+
+    def __init__(self, model: type[Any], *, rows_of_kind: str | None = None) -> None:
         self.model = model
+        self.rows_of_kind = rows_of_kind
+
+    def _swept(self) -> list[Any]:
+        """Conditions a row must meet to be swept by this lifecycle."""
+        return [] if self.rows_of_kind is None else [self.model.kind == self.rows_of_kind]
 
     async def claim(
         self,
@@ -41,21 +106,9 @@ class JobLifecycle:
         claimed = await session.scalar(
             update(m)
             .where(
-                m.id == job_id,
-                m.cancel_requested.is_(False),
-                m.attempts < max_attempts,
-                or_(m.status == "queued", (m.status == "running") & (m.heartbeat_at < now - stale_after)),
+                m.id == job_id, m.cancel_requested.is_(False), *claimable(m, now, stale_after, max_attempts)
             )
-            .values(
-                status="running",
-                attempts=m.attempts + 1,
-                worker=worker,
-                started_at=now,
-                heartbeat_at=now,
-                progress=0.0,
-                progress_message="started",
-                error=None,
-            )
+            .values(**running_values(m, worker, now), progress_message="started")
             .returning(m.attempts)
         )
         return int(claimed) if claimed is not None else None
@@ -84,26 +137,14 @@ class JobLifecycle:
             values["progress"] = round(min(max(progress, 0.0), 1.0), 4)
         if message is not None:
             values["progress_message"] = message[:200]
-        cancel = await session.scalar(
-            update(m)
-            .where(m.id == job_id, m.attempts == attempt, m.status == "running")
-            .values(**values)
-            .returning(m.cancel_requested)
-        )
+        cancel = await fenced_update(session, m, job_id, attempt, returning=m.cancel_requested, **values)
         return bool(cancel)
 
     async def finish(
         self, session: AsyncSession, job_id: uuid.UUID, attempt: int, status: str, **values: Any
     ) -> bool:
         """Terminal transition, fenced by the attempt number: a superseded run changes nothing."""
-        m = self.model
-        done = await session.scalar(
-            update(m)
-            .where(m.id == job_id, m.attempts == attempt, m.status == "running")
-            .values(status=status, finished_at=utcnow(), heartbeat_at=utcnow(), **values)
-            .returning(m.id)
-        )
-        return done is not None
+        return await finished(session, self.model, job_id, attempt, status, values)
 
     async def request_cancel(self, session: AsyncSession, job_id: uuid.UUID) -> None:
         m = self.model
@@ -149,17 +190,14 @@ class JobLifecycle:
         m = self.model
         rows = await session.execute(
             select(m.id, m.attempts)
-            .where(m.status == "running", m.heartbeat_at < utcnow() - stale_after)
+            .where(m.status == "running", m.heartbeat_at < utcnow() - stale_after, *self._swept())
             .with_for_update(skip_locked=True)
         )
         return [(row[0], int(row[1])) for row in rows]
 
     async def requeue(self, session: AsyncSession, job_id: uuid.UUID, attempt: int) -> bool:
-        m = self.model
-        done = await session.scalar(
-            update(m)
-            .where(m.id == job_id, m.attempts == attempt, m.status == "running")
-            .values(status="queued", progress_message="re-queued after its worker stopped answering")
-            .returning(m.id)
+        message = "re-queued after its worker stopped answering"
+        done = await fenced_update(
+            session, self.model, job_id, attempt, status="queued", progress_message=message
         )
         return done is not None

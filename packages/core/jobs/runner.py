@@ -18,7 +18,9 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
+
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from packages.core.errors import AppError
 from packages.core.jobs.lifecycle import JobLifecycle
@@ -26,7 +28,8 @@ from packages.core.resources import Resources
 
 log = logging.getLogger("minsy.jobs")
 
-Outcome = Literal["succeeded", "failed", "cancelled", "skipped", "busy"]
+# "fanned_out": a fan-out parent handed its work to its parts (packages.core.jobs.fanout).
+Outcome = Literal["succeeded", "failed", "cancelled", "skipped", "busy", "fanned_out"]
 
 
 class JobCancelled(Exception):
@@ -66,76 +69,133 @@ class JobKind[InputT, ResultT]:
     store: Callable[[ResultT], Awaitable[dict[str, Any]] | dict[str, Any]]
 
 
-def worker_identity() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
+def worker_identity(node: str | None = None) -> str:
+    """``<celery node name or host>:<pid>``: which worker process holds a claim."""
+    return f"{node or socket.gethostname()}:{os.getpid()}"
 
 
-async def run_job(resources: Resources, kind: JobKind[Any, Any], job_id: uuid.UUID) -> Outcome:
-    settings = resources.settings.celery
-    stale_after = timedelta(seconds=settings.job_stale_after_s)
-    async with resources.unit_of_work() as uow:
-        attempt = await kind.lifecycle.claim(
-            uow.session,
-            job_id,
-            worker=worker_identity(),
-            stale_after=stale_after,
-            max_attempts=settings.job_max_attempts,
-        )
-        state = None if attempt is not None else await kind.lifecycle.state(uow.session, job_id)
-    if attempt is None:
-        held_elsewhere = (
-            state is not None
-            and state[0] == "running"
-            and state[1] is not None
-            and datetime.now(UTC) - state[1] < stale_after
-        )
-        # "busy": another worker holds it; look again once its heartbeat could have gone stale.
-        return "busy" if held_elsewhere else "skipped"
+# Records liveness and the latest progress of a claimed row; True means "stop" (cancelled).
+Beat = Callable[[float | None, str | None], Awaitable[bool]]
 
-    control = JobControl()
-    stop_heartbeat = asyncio.Event()
+
+async def run_with_heartbeat[T](
+    every_s: float, control: JobControl, beat: Beat, work: Callable[[], Awaitable[T]]
+) -> T:
+    """Run ``work`` while ``beat`` records liveness every ``every_s``; a "stop" from it sets
+    ``control.cancelled``, which the computation checks between steps."""
+    stop = asyncio.Event()
 
     async def heartbeat() -> None:
-        while not stop_heartbeat.is_set():
+        while not stop.is_set():
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop_heartbeat.wait(), settings.job_heartbeat_s)
+                await asyncio.wait_for(stop.wait(), every_s)
             latest = control.take_progress()
-            async with resources.unit_of_work() as uow:
-                cancel = await kind.lifecycle.heartbeat(
-                    uow.session, job_id, attempt, latest[0] if latest else None, latest[1] if latest else None
-                )
-            if cancel:
+            if await beat(latest[0] if latest else None, latest[1] if latest else None):
                 control.cancelled.set()
 
     beat_task = asyncio.create_task(heartbeat())
+    try:
+        return await work()
+    finally:
+        stop.set()
+        await beat_task
+
+
+async def stored_values[ResultT](
+    store: Callable[[ResultT], Awaitable[dict[str, Any]] | dict[str, Any]], result: ResultT
+) -> dict[str, Any]:
+    stored = store(result)
+    return await stored if isinstance(stored, Awaitable) else stored
+
+
+def failure_values(exc: Exception, kind: str, job_id: uuid.UUID) -> dict[str, Any]:
+    """The ``error`` a failed run records: an AppError as it is, anything else with a short trace."""
+    if isinstance(exc, AppError):
+        return {
+            "error": {"code": exc.code, "message": exc.detail, "errors": [e.as_dict() for e in exc.errors]}
+        }
+    log.exception("job failed", extra={"job_id": str(job_id), "kind": kind})
+    return {
+        "error": {
+            "code": "internal_error",
+            "message": f"{type(exc).__name__}: {exc}"[:500],
+            "trace": traceback.format_exc(limit=5)[-2000:],
+        }
+    }
+
+
+class Claimable[ClaimT](Protocol):
+    """Rows a worker claims and holds by attempt: job rows (JobLifecycle) and parts (PartRows)."""
+
+    async def claim(
+        self,
+        session: AsyncSession,
+        row_id: uuid.UUID,
+        /,
+        *,
+        worker: str,
+        stale_after: timedelta,
+        max_attempts: int,
+    ) -> ClaimT | None: ...
+
+    async def state(self, session: AsyncSession, row_id: uuid.UUID, /) -> tuple[Any, ...] | None: ...
+
+
+async def claim_row[ClaimT](
+    resources: Resources, rows: Claimable[ClaimT], row_id: uuid.UUID, node: str | None
+) -> ClaimT | Outcome:
+    """What the claim returns, or why nothing was claimed: "busy" while another worker's heartbeat
+    is fresh (look again once it could have gone stale), else "skipped" (finished, cancelled, or
+    out of attempts)."""
+    settings = resources.settings.celery
+    stale_after = timedelta(seconds=settings.job_stale_after_s)
+    async with resources.unit_of_work() as uow:
+        claimed = await rows.claim(
+            uow.session,
+            row_id,
+            worker=worker_identity(node),
+            stale_after=stale_after,
+            max_attempts=settings.job_max_attempts,
+        )
+        if claimed is not None:
+            return claimed
+        found = await rows.state(uow.session, row_id)
+    held_elsewhere = (
+        found is not None
+        and found[0] == "running"
+        and found[1] is not None
+        and datetime.now(UTC) - found[1] < stale_after
+    )
+    return "busy" if held_elsewhere else "skipped"
+
+
+async def run_job(
+    resources: Resources, kind: JobKind[Any, Any], job_id: uuid.UUID, node: str | None = None
+) -> Outcome:
+    settings = resources.settings.celery
+    attempt = await claim_row(resources, kind.lifecycle, job_id, node)
+    if isinstance(attempt, str):
+        return attempt
+    control = JobControl()
+
+    async def beat(progress: float | None, message: str | None) -> bool:
+        async with resources.unit_of_work() as uow:
+            return await kind.lifecycle.heartbeat(uow.session, job_id, attempt, progress, message)
+
+    async def work() -> dict[str, Any]:
+        inputs = await kind.load(resources, job_id)
+        result = await asyncio.to_thread(kind.compute, inputs, control)
+        return await stored_values(kind.store, result)
+
     outcome: Outcome
     values: dict[str, Any]
     try:
-        inputs = await kind.load(resources, job_id)
-        result = await asyncio.to_thread(kind.compute, inputs, control)
-        stored = kind.store(result)
-        values = await stored if isinstance(stored, Awaitable) else stored
+        values = await run_with_heartbeat(settings.job_heartbeat_s, control, beat, work)
         outcome, values = "succeeded", {**values, "progress": 1.0, "progress_message": "done"}
     except JobCancelled:
         outcome, values = "cancelled", {"progress_message": "cancelled"}
-    except AppError as exc:
-        outcome = "failed"
-        values = {
-            "error": {"code": exc.code, "message": exc.detail, "errors": [e.as_dict() for e in exc.errors]}
-        }
     except Exception as exc:
-        log.exception("job failed", extra={"job_id": str(job_id), "kind": kind.name})
-        outcome = "failed"
-        values = {
-            "error": {
-                "code": "internal_error",
-                "message": f"{type(exc).__name__}: {exc}"[:500],
-                "trace": traceback.format_exc(limit=5)[-2000:],
-            }
-        }
-    finally:
-        stop_heartbeat.set()
-        await beat_task
+        outcome, values = "failed", failure_values(exc, kind.name, job_id)
     async with resources.unit_of_work() as uow:
         finished = await kind.lifecycle.finish(uow.session, job_id, attempt, outcome, **values)
     if not finished:

@@ -42,7 +42,7 @@ async def import_file(
             user = await UserRepository(uow.session).by_email(user_email.lower())
             if user is None:
                 raise NotFound(f"No user with email {user_email}.")
-            service = MarketDataService(uow, resources, Principal(user_id=user.id))
+            service = MarketDataService(uow, Principal(user_id=user.id), resources)
             result = await service.create_import(params, data, file_name)
         return result.model_dump(mode="json")
     file_format: ImportFormat = params.file_format or ("parquet" if data[:4] == PARQUET_MAGIC else "csv")

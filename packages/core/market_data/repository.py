@@ -12,6 +12,8 @@ from sqlalchemy import Select, delete, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from packages.core.jobs.repository import JobRepository, job_for_worker
+from packages.core.pagination import Keyset, Page, newest_first
 from packages.core.repository import OwnedRepository
 from packages.domain.market_data.catalog import CatalogEntry
 from packages.domain.market_data.timeconv import from_ns, to_ns
@@ -51,6 +53,28 @@ _SymbolSelect = Select[str, str, str, str | None, Sequence[str], datetime | None
 
 def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _symbols_keyset(market: str | None, text: str | None) -> Keyset[SymbolRow]:
+    """Symbol groups by market, symbol and namespace; with ``text``, its exact match first."""
+    identity = (MarketDataset.market, MarketDataset.symbol, MarketDataset.namespace)
+    scope = f"market_datasets:symbols:{market}:{text}"
+    if not text:
+        return Keyset(
+            scope=scope,
+            columns=identity,
+            types=(str, str, str),
+            key_of=lambda row: (row.market, row.symbol, row.namespace),
+            descending=False,
+        )
+    wanted = text.upper()
+    return Keyset(
+        scope=scope,
+        columns=(MarketDataset.symbol != wanted, *identity),
+        types=(bool, str, str, str),
+        key_of=lambda row: (row.symbol != wanted, row.market, row.symbol, row.namespace),
+        descending=False,
+    )
 
 
 class DatasetRepository:
@@ -147,17 +171,14 @@ class DatasetRepository:
         market: str | None = None,
         text: str | None = None,
         limit: int = 100,
-        offset: int = 0,
-    ) -> tuple[list[SymbolRow], int]:
+        cursor: str | None = None,
+    ) -> tuple[Page[SymbolRow], int]:
         """(market, symbol) groups per namespace, an exact match on ``text`` first, and the total."""
         grouped = self._symbols_query(namespaces, market, text).subquery()
         total = int(await self.session.scalar(select(func.count()).select_from(grouped)) or 0)
-        query = self._symbols_query(namespaces, market, text)
-        if text:
-            query = query.order_by((MarketDataset.symbol != text.upper()).asc())
-        query = query.order_by(MarketDataset.market, MarketDataset.symbol, MarketDataset.namespace)
-        rows = (await self.session.execute(query.limit(limit).offset(offset))).all()
-        return [
+        keyset = _symbols_keyset(market, text)
+        query = keyset.apply(self._symbols_query(namespaces, market, text), cursor=cursor, limit=limit)
+        rows = [
             SymbolRow(
                 namespace=row[0],
                 market=row[1],
@@ -167,8 +188,9 @@ class DatasetRepository:
                 coverage_start=row[5],
                 coverage_end=row[6],
             )
-            for row in rows
-        ], total
+            for row in (await self.session.execute(query)).all()
+        ]
+        return keyset.page(rows, limit), total
 
     async def inventory(self, namespace: str) -> dict[str, Any]:
         """Counts for the status page: datasets, symbols per market, rows and timeframes."""
@@ -199,42 +221,18 @@ class ImportRepository(OwnedRepository[MarketDataImport]):
     model = MarketDataImport
     noun = "import"
 
-    async def page(self, limit: int, offset: int) -> tuple[list[MarketDataImport], int]:
-        total = int(
-            await self.session.scalar(select(func.count()).select_from(self.base_query().subquery())) or 0
-        )
-        query = (
-            self.base_query()
-            .order_by(MarketDataImport.created_at.desc(), MarketDataImport.id)
-            .limit(limit)
-            .offset(offset)
-        )
-        return list(await self.session.scalars(query)), total
+    async def page(self, *, limit: int, cursor: str | None) -> Page[MarketDataImport]:
+        """Newest first, ``limit`` imports after ``cursor``."""
+        keyset = newest_first(MarketDataImport)
+        query = keyset.apply(self.base_query(), cursor=cursor, limit=limit)
+        return keyset.page(list(await self.session.scalars(query)), limit)
 
 
-class SyncJobRepository(OwnedRepository[MarketDataSyncJob]):
+class SyncJobRepository(JobRepository[MarketDataSyncJob]):
     model = MarketDataSyncJob
     noun = "sync job"
 
-    async def page(self, limit: int, offset: int) -> tuple[list[MarketDataSyncJob], int]:
-        total = int(
-            await self.session.scalar(select(func.count()).select_from(self.base_query().subquery())) or 0
-        )
-        query = (
-            self.base_query()
-            .order_by(MarketDataSyncJob.created_at.desc(), MarketDataSyncJob.id)
-            .limit(limit)
-            .offset(offset)
-        )
-        return list(await self.session.scalars(query)), total
-
-    async def by_idempotency_key(self, key: str) -> MarketDataSyncJob | None:
-        found: MarketDataSyncJob | None = await self.session.scalar(
-            self.base_query().where(MarketDataSyncJob.idempotency_key == key)
-        )
-        return found
-
 
 async def sync_job_for_worker(session: AsyncSession, job_id: uuid.UUID) -> MarketDataSyncJob | None:
-    """The worker's read of a job it was handed (by id from the queue, so no owner filter)."""
-    return await session.get(MarketDataSyncJob, job_id)
+    """The worker's read of a sync job it was handed."""
+    return await job_for_worker(session, MarketDataSyncJob, job_id)

@@ -77,9 +77,9 @@ class SymbolSummary(BaseModel):
 
 class SymbolList(BaseModel):
     items: list[SymbolSummary]
-    total: int
+    total: int = Field(description="How many there are in all.")
     limit: int
-    offset: int
+    next_cursor: str | None = Field(description="Pass as 'cursor' for the next page; null at the end.")
 
 
 class SessionInfo(BaseModel):
@@ -222,9 +222,9 @@ class ImportOut(ImportSummary):
 
 class ImportList(BaseModel):
     items: list[ImportSummary]
-    total: int
+    total: int = Field(description="How many there are in all.")
     limit: int
-    offset: int
+    next_cursor: str | None = Field(description="Pass as 'cursor' for the next page; null at the end.")
 
 
 # ------------------------------------------------------------------------------------ sync jobs
@@ -278,9 +278,9 @@ class SyncJobOut(BaseModel):
 
 class SyncJobList(BaseModel):
     items: list[SyncJobOut]
-    total: int
+    total: int = Field(description="How many there are in all.")
     limit: int
-    offset: int
+    next_cursor: str | None = Field(description="Pass as 'cursor' for the next page; null at the end.")
 
 
 # ---------------------------------------------------------------------------------------- regime

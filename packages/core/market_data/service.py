@@ -8,21 +8,19 @@ user's imports, import records and sync jobs do not exist for them (404).
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import hashlib
 import json
 import uuid
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
-from sqlalchemy.exc import IntegrityError
 
 from packages.core.errors import FieldError, NotFound, ValidationFailed
-from packages.core.idempotency import request_fingerprint
+from packages.core.idempotency import IdempotencyKey
 from packages.core.jobs.lifecycle import JobLifecycle
 from packages.core.jobs.schemas import CancelOut
+from packages.core.jobs.submit import Submission, submit_job
 from packages.core.market_data.access import (
     ServedDataset,
     choose_provider,
@@ -64,6 +62,7 @@ from packages.core.market_data.schemas import (
     SyncJobList,
     SyncJobOut,
 )
+from packages.core.pagination import decode_cursor, encode_cursor
 from packages.core.principal import Principal
 from packages.core.resources import Resources
 from packages.core.uow import UnitOfWork
@@ -86,6 +85,7 @@ from packages.shared_settings import Settings, get_settings
 
 SYNC_TASK = "market_data.sync"
 SYNC_LIFECYCLE = JobLifecycle(MarketDataSyncJob)
+SYNC_SUBMISSION = Submission(task_name=SYNC_TASK, plural="sync jobs", id_field="sync_job_id")
 MAX_LISTED_GAPS = 500
 REGIME_CACHE_TTL_S = 3600
 PARQUET_MAGIC = b"PAR1"
@@ -211,7 +211,7 @@ def _range_error(pointer: str, message: str) -> ValidationFailed:
 
 
 class MarketDataService:
-    def __init__(self, uow: UnitOfWork, resources: Resources, principal: Principal) -> None:
+    def __init__(self, uow: UnitOfWork, principal: Principal, resources: Resources) -> None:
         self.uow = uow
         self.resources = resources
         self.principal = principal
@@ -241,10 +241,10 @@ class MarketDataService:
 
     # ---------------------------------------------------------------------------------- symbols
     async def search_symbols(
-        self, text: str | None, market: str | None, limit: int, offset: int
+        self, text: str | None, market: str | None, limit: int, cursor: str | None = None
     ) -> SymbolList:
-        rows, total = await self.datasets.symbols(
-            self.namespaces, market=market, text=text or None, limit=limit, offset=offset
+        page, total = await self.datasets.symbols(
+            self.namespaces, market=market, text=text or None, limit=limit, cursor=cursor
         )
         items = [
             SymbolSummary(
@@ -256,9 +256,9 @@ class MarketDataService:
                 coverage_start=row.coverage_start,
                 coverage_end=row.coverage_end,
             )
-            for row in rows
+            for row in page.rows
         ]
-        return SymbolList(items=items, total=total, limit=limit, offset=offset)
+        return SymbolList(items=items, total=total, limit=limit, next_cursor=page.next_cursor)
 
     async def symbol_detail(self, market: str, symbol: str) -> SymbolDetail:
         market_enum, symbol = Market(market), normalise_symbol(symbol)
@@ -287,26 +287,6 @@ class MarketDataService:
         key = f"{served.namespace}|{served.base.market.value}|{served.base.symbol}|{timeframe.value}|{end_ns}"
         return hashlib.sha256(key.encode()).hexdigest()[:16]
 
-    @staticmethod
-    def _encode_cursor(after_ns: int, fingerprint: str) -> str:
-        raw = json.dumps({"after": after_ns, "query": fingerprint}, separators=(",", ":")).encode()
-        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-    @staticmethod
-    def _decode_cursor(cursor: str, fingerprint: str) -> int:
-        invalid = ValidationFailed(
-            "The cursor is not valid for this query; start again without it.",
-            errors=[FieldError("invalid_cursor", "/query/cursor", "not a cursor of this query")],
-        )
-        try:
-            payload = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-            after, query = payload["after"], payload["query"]
-        except (binascii.Error, ValueError, TypeError, KeyError, UnicodeDecodeError) as error:
-            raise invalid from error
-        if query != fingerprint or not isinstance(after, int):
-            raise invalid
-        return after
-
     async def bars(
         self,
         market: str,
@@ -322,7 +302,8 @@ class MarketDataService:
         end_ns = None if end is None else to_ns(end)
         fingerprint = self._fingerprint(served, tf, end_ns)
         if cursor:
-            start_ns: int | None = self._decode_cursor(cursor, fingerprint) + 1
+            (after_ns,) = decode_cursor(f"bars:{fingerprint}", cursor, (int,))
+            start_ns: int | None = cast(int, after_ns) + 1
         else:
             start_ns = None if start is None else to_ns(start)
         if served.base.start_ns is not None and served.base.end_ns is not None:
@@ -333,7 +314,9 @@ class MarketDataService:
             )
         bars = await asyncio.to_thread(read_served, self.store, served, tf, start_ns, end_ns)
         page = bars.head(limit)
-        next_cursor = self._encode_cursor(int(page.ts[-1]), fingerprint) if len(bars) > len(page) else None
+        next_cursor = (
+            encode_cursor(f"bars:{fingerprint}", [int(page.ts[-1])]) if len(bars) > len(page) else None
+        )
         return BarsPage(
             market=market_enum.value,
             symbol=symbol,
@@ -452,34 +435,17 @@ class MarketDataService:
         )
 
     # -------------------------------------------------------------------------------- sync jobs
-    async def _replay_of(self, key: str, request_hash: str) -> MarketDataSyncJob | None:
-        existing = await self.jobs.by_idempotency_key(key)
-        if existing is None:
-            return None
-        if existing.request_hash != request_hash:
-            raise ValidationFailed(
-                "This Idempotency-Key was already used with a different request body.",
-                errors=[
-                    FieldError(
-                        "idempotency_key_reused",
-                        "/header/Idempotency-Key",
-                        "use a new key for a different request",
-                    )
-                ],
-                extra={"sync_job_id": str(existing.id)},
-            )
-        return existing
-
     async def create_sync_job(
-        self, body: SyncJobCreate, idempotency_key: str | None
+        self, body: SyncJobCreate, idempotency_key: IdempotencyKey | None
     ) -> tuple[SyncJobOut, bool]:
         """Plan the missing ranges and queue the job; returns (job, created). A repeated
         Idempotency-Key with the same body returns the first job."""
-        request_hash = request_fingerprint(body)
-        if idempotency_key is not None:
-            replayed = await self._replay_of(idempotency_key, request_hash)
-            if replayed is not None:
-                return sync_job_out(replayed), False
+        job, created = await submit_job(
+            self.uow, self.jobs, SYNC_SUBMISSION, body, idempotency_key, lambda: self._sync_job(body)
+        )
+        return sync_job_out(job), created
+
+    async def _sync_job(self, body: SyncJobCreate) -> MarketDataSyncJob:
         market, tf, symbol = (
             Market(body.market),
             parse_timeframe(body.timeframe),
@@ -517,7 +483,7 @@ class MarketDataService:
                 f"Filling this range needs {len(sync_plan.chunks)} provider requests (at most {limit}); "
                 "narrow start/end.",
             )
-        job = MarketDataSyncJob(
+        return MarketDataSyncJob(
             user_id=self.principal.user_id,
             market=market.value,
             symbol=symbol,
@@ -528,30 +494,19 @@ class MarketDataService:
             provider=sync_plan.provider,
             chunks=[{**chunk.to_dict(), "status": "pending"} for chunk in sync_plan.chunks],
             request=body.model_dump(mode="json"),
-            idempotency_key=idempotency_key,
-            request_hash=request_hash,
         )
-        try:
-            async with self.uow.session.begin_nested():
-                await self.jobs.add(job)
-        except IntegrityError:
-            # Another request with the same Idempotency-Key committed first.
-            if idempotency_key is None:
-                raise
-            replayed = await self._replay_of(idempotency_key, request_hash)
-            if replayed is None:
-                raise
-            return sync_job_out(replayed), False
-        await self.uow.session.refresh(job)
-        self.uow.enqueue(SYNC_TASK, str(job.id))
-        return sync_job_out(job), True
 
     async def get_sync_job(self, job_id: uuid.UUID) -> SyncJobOut:
         return sync_job_out(await self.jobs.get(job_id))
 
-    async def list_sync_jobs(self, limit: int, offset: int) -> SyncJobList:
-        rows, total = await self.jobs.page(limit, offset)
-        return SyncJobList(items=[sync_job_out(row) for row in rows], total=total, limit=limit, offset=offset)
+    async def list_sync_jobs(self, limit: int, cursor: str | None = None) -> SyncJobList:
+        page = await self.jobs.page(limit=limit, cursor=cursor)
+        return SyncJobList(
+            items=[sync_job_out(row) for row in page.rows],
+            total=await self.jobs.count(),
+            limit=limit,
+            next_cursor=page.next_cursor,
+        )
 
     async def cancel_sync_job(self, job_id: uuid.UUID) -> CancelOut:
         """Chunks already fetched stay stored; the job stops before its next chunk."""
@@ -633,13 +588,13 @@ class MarketDataService:
             dataset=None if dataset is None else dataset_out(dataset),
         )
 
-    async def list_imports(self, limit: int, offset: int) -> ImportList:
-        rows, total = await self.imports.page(limit, offset)
+    async def list_imports(self, limit: int, cursor: str | None = None) -> ImportList:
+        page = await self.imports.page(limit=limit, cursor=cursor)
         return ImportList(
-            items=[ImportSummary(**_import_summary_fields(row)) for row in rows],
-            total=total,
+            items=[ImportSummary(**_import_summary_fields(row)) for row in page.rows],
+            total=await self.imports.count(),
             limit=limit,
-            offset=offset,
+            next_cursor=page.next_cursor,
         )
 
     async def get_import(self, import_id: uuid.UUID) -> ImportOut:

@@ -90,7 +90,7 @@ class UdfService:
     async def search(
         self, query: str, symbol_type: str, exchange: str | None, limit: int
     ) -> list[UdfSearchItem]:
-        found = await self.service.search_symbols(query or None, exchange, limit, 0)
+        found = await self.service.search_symbols(query or None, exchange, limit)
         return [
             UdfSearchItem(
                 symbol=item.symbol,
@@ -114,7 +114,7 @@ class UdfService:
                     f"Unknown market {market_text!r}; markets: {', '.join(m.value for m in Market)}."
                 )
             return Market(market_text), symbol.upper()
-        matches = await self.service.search_symbols(symbol, None, 50, 0)
+        matches = await self.service.search_symbols(symbol, None, 50)
         exact = [item for item in matches.items if item.symbol == symbol.upper()]
         if not exact:
             raise NotFound(f"Unknown symbol {symbol!r}; search with /market-data/udf/search.")

@@ -3,10 +3,14 @@
 Entry points (import them from their modules; this package imports nothing so its numba kernels load
 only when used):
 
-- ``runner.run_backtest(document, bars, assumptions)``: the user's path (compile the DSL document,
-  build the plan, simulate, measure) -> ``BacktestRun`` (result + plan + bars, for trade snapshots).
-- ``runner.sweep_backtest(document, bars, parameter_sets, assumptions)``: a parameter grid sharing
-  indicator series, run as batches of one compiled call -> ``SweepResult``.
+- ``pipeline``: the one path every backtest takes (jobs, the worker's warm-up, sweeps, stress tests,
+  the benchmarks). ``pipeline.Backtester(document, bars, assumptions)`` compiles once;
+  ``.run(parameters, first_row=a, stop_row=b)`` backtests rows ``[a, b)`` of ``bars`` with the rows
+  before ``a`` as indicator warm-up -> ``BacktestRun`` (result + the range's plan and bars, for trade
+  snapshots); ``.sweep(parameter_sets, first_row=a, stop_row=b)`` runs a parameter grid over the same
+  range as batches of one compiled call -> ``SweepResult``. ``pipeline.pack_backtest(BacktestInputs)``
+  adds what a job stores: summary, artifacts (``artifacts``, with the rows ``snapshot_context`` keeps
+  for trade snapshots) and the result hash. Refused inputs raise ``pipeline.BacktestInputError``.
 - ``engine.simulate(plan, bars, assumptions)`` / ``engine.run_sweep(plans, bars, assumptions)``: the
   same from already-built ``StrategyPlan`` s; ``engine.simulate_records`` is the simulation core alone.
 - ``assumptions.ExecutionAssumptions``: every fill and cost rule, documented, echoed in results.

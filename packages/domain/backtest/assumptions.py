@@ -30,6 +30,17 @@ Fill rules (the exact semantics every test in ``tests/packages/domain/backtest``
 * Signal exits and time exits are market orders decided at a bar's close. Exits are processed before
   entries at the same instant, so freed cash is available to entries at the same open.
 
+Ranges and warm-up (``pipeline``, the one path every backtest takes: jobs, sweeps, stress tests):
+
+* A backtest simulates a **range** of bars and reads the bars before it as **warm-up history**:
+  indicators and conditions are computed over history and range together, so they are warm on the
+  range's first bar, and the account starts flat with ``initial_cash`` on that bar. Nothing before
+  the range trades, and bars after it change nothing (every series is causal).
+* Every metric, the equity and drawdown curves, the trades, the benchmark comparison, the data hash
+  and ``periods_per_year`` (when inferred) cover exactly the range. A job reads as many bars of
+  history before ``start`` as the strategy's warm-up needs; when fewer exist, the first bars of the
+  range cannot enter and the result carries a warning.
+
 Units (one rule for every output: metrics, trade rows, analysis views, trade snapshots, the REST API
 and the MCP tools):
 

@@ -1,8 +1,8 @@
 """Trade snapshots: the bars around one trade, its factor values and the condition leaves at entry/exit.
 
-A snapshot needs the plan (factor series, condition leaves) and the bars, which a stored result does
-not keep; the job layer builds snapshots while it still holds them, or rebuilds the plan (compilation is
-deterministic) when one is asked for later.
+A snapshot needs the plan (factor series, condition leaves) and the bars: a ``pipeline.BacktestRun``
+holds both; a packed (stored) result keeps only the rows around its trades, and
+``snapshot_context.rebuild_trade_snapshot`` computes its snapshots from those.
 """
 
 from __future__ import annotations

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 from typing import Any
 
 import httpx
 import pytest
 
 from tests.packages.core.market_data.helpers import wait_for_cold_start
+from tests.support.jobs import poll
 from tests.support.mcp_client import mcp_session
 
 EXPECTED_TOOLS = {
@@ -55,6 +54,17 @@ async def test_market_tools_answer_through_the_official_client(
 
         forex = (await session.call_tool("list_symbols", {"market": "forex"})).structured_content
         assert [item["symbol"] for item in forex["items"]] == ["EURUSD"]
+        stocks = (await session.call_tool("list_symbols", {"market": "us_stocks"})).structured_content
+        first = (
+            await session.call_tool("list_symbols", {"market": "us_stocks", "limit": 2})
+        ).structured_content
+        rest = (
+            await session.call_tool(
+                "list_symbols", {"market": "us_stocks", "limit": 200, "cursor": first["next_cursor"]}
+            )
+        ).structured_content
+        assert first["items"] + rest["items"] == stocks["items"] and rest["next_cursor"] is None
+        assert first["total"] == rest["total"] == len(stocks["items"]) > 2
 
         coverage = (
             await session.call_tool("get_coverage", {"market": "us_stocks", "symbol": "AAPL"})
@@ -108,12 +118,22 @@ async def test_market_tools_answer_through_the_official_client(
         }
         gaps = (await session.call_tool("detect_missing_ranges", window)).structured_content
         assert gaps["ranges"][0]["start"].startswith("2013-03-04") and gaps["scope"] == "shared"
-        job = (await session.call_tool("fetch_missing_ranges", window)).structured_content
+        keyed = {**window, "idempotency_key": "mcp-fill"}
+        job = (await session.call_tool("fetch_missing_ranges", keyed)).structured_content
         assert job["status"] == "queued" and job["chunks_total"] == 1
-        deadline = time.monotonic() + 90
-        while job["status"] in ("queued", "running") and time.monotonic() < deadline:
-            await asyncio.sleep(0.3)
-            job = (await session.call_tool("get_sync_job", {"job_id": job["id"]})).structured_content
+        again = (await session.call_tool("fetch_missing_ranges", keyed)).structured_content
+        assert again["id"] == job["id"]
+        reused = await session.call_tool("fetch_missing_ranges", {**keyed, "end": "2013-03-29"})
+        assert reused.is_error and "/idempotency_key: " in reused.content[0].text
+        assert "idempotency_key_reused" in reused.content[0].text
+
+        async def read_job() -> dict[str, Any]:
+            found: dict[str, Any] = (
+                await session.call_tool("get_sync_job", {"job_id": job["id"]})
+            ).structured_content
+            return found
+
+        job = await poll(read_job, lambda found: found["status"] not in ("queued", "running"), interval=0.3)
         assert job["status"] == "failed" and "MARKET_DATA_NETWORK_ENABLED" in job["chunks"][0]["error"]
         finished = (await session.call_tool("cancel_sync_job", {"job_id": job["id"]})).structured_content
         assert finished["status"] == "failed" and "nothing to cancel" in finished["message"]

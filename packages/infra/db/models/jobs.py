@@ -1,4 +1,4 @@
-"""Background jobs the CPU worker runs: backtests and stress tests."""
+"""Background jobs the CPU worker runs: backtests and stress tests, and the parts of fanned-out jobs."""
 
 from __future__ import annotations
 
@@ -80,3 +80,38 @@ class StressJob(_JobColumns, Base):
         UUID(as_uuid=True), ForeignKey("backtest_jobs.id", ondelete="SET NULL")
     )
     notes: Mapped[str | None] = mapped_column(Text)
+
+
+class JobChild(UUIDPrimaryKey, Timestamps, Base):
+    """One part of a fanned-out job (a batch of Monte Carlo trials, a walk-forward fold...).
+
+    Its parent is a row of any job kind's table (``parent_kind``, ``parent_id``); a part is claimed,
+    heartbeated and retried on its own, and keeps its encoded result until the parent is merged.
+    """
+
+    __tablename__ = "job_children"
+    __table_args__ = (
+        UniqueConstraint("parent_kind", "parent_id", "position"),
+        Index("ix_job_children_status_heartbeat_at", "status", "heartbeat_at"),
+    )
+
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("users.id", ondelete="CASCADE"), nullable=False
+    )
+    # The JobKind of the parent (its table follows from the kind), then the parent row.
+    parent_kind: Mapped[str] = mapped_column(String(64), nullable=False)
+    parent_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
+    # 0-based; the merge receives the parts' results in this order.
+    position: Mapped[int] = mapped_column(Integer, nullable=False)
+    status: Mapped[str] = mapped_column(String(16), nullable=False, default="queued", server_default="queued")
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0, server_default="0")
+    worker: Mapped[str | None] = mapped_column(String(200))
+    progress: Mapped[float] = mapped_column(Float, nullable=False, default=0.0, server_default="0")
+    # The part's input, as the parent's plan wrote it.
+    spec: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False)
+    # packages.core.jobs.codec bytes: JSON values and numpy arrays, byte-stable.
+    result: Mapped[bytes | None] = mapped_column(LargeBinary)
+    error: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

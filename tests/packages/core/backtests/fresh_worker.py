@@ -16,9 +16,9 @@ from typing import Any
 
 from numba.core.dispatcher import Dispatcher
 
-from packages.core.backtests.compute import run_backtest_job
 from packages.core.backtests.schemas import JobRequest
-from packages.core.backtests.tasks import job_inputs
+from packages.core.backtests.tasks import compute, job_inputs
+from packages.core.jobs.runner import JobControl
 from packages.domain.backtest.assumptions import ExecutionAssumptions
 from packages.domain.strategy.canonical import document_hash
 from packages.domain.strategy.examples import example_slugs, get_example
@@ -129,7 +129,7 @@ def first_jobs(
     before = kernel_specialisations()
 
     def run(request: JobRequest) -> None:
-        run_backtest_job(job_inputs(settings, user, request), lambda fraction, stage: None, lambda: False)
+        compute(job_inputs(settings, user, request), JobControl())
 
     started = time.perf_counter()
     first = get_example("ema_crossover_long_short")

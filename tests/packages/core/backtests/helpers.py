@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 import uuid
 from typing import Any
 
 import httpx
 import numpy as np
 
-TERMINAL = ("succeeded", "failed", "cancelled")
+from tests.support.jobs import TERMINAL, post_job, wait_for_status
 
 
 def one_year_body(document: dict[str, Any] | None = None, **extra: Any) -> dict[str, Any]:
@@ -28,9 +26,7 @@ def one_year_body(document: dict[str, Any] | None = None, **extra: Any) -> dict[
 async def submit(
     api: httpx.AsyncClient, headers: dict[str, str], body: dict[str, Any], key: str | None = None
 ) -> httpx.Response:
-    return await api.post(
-        "/backtests", json=body, headers={**headers, "Idempotency-Key": key or uuid.uuid4().hex}
-    )
+    return await post_job(api, headers, "/backtests", body, key)
 
 
 async def wait_for(
@@ -41,15 +37,9 @@ async def wait_for(
     within_s: float = 90.0,
     interval: float = 0.02,
 ) -> dict[str, Any]:
-    deadline = time.monotonic() + within_s
-    while True:
-        response = await api.get(f"/backtests/{job_id}", headers=headers)
-        assert response.status_code == 200, response.text
-        job: dict[str, Any] = response.json()
-        if job["status"] in statuses:
-            return job
-        assert time.monotonic() < deadline, f"backtest {job_id} still {job['status']}: {job}"
-        await asyncio.sleep(interval)
+    return await wait_for_status(
+        api, headers, f"/backtests/{job_id}", statuses, within_s=within_s, interval=interval
+    )
 
 
 def write_synthetic_minutes(settings: Any, user_id: str, symbol: str, minutes: int, seed: int = 5) -> None:

@@ -47,7 +47,7 @@ _DIES_AFTER_COMMIT = textwrap.dedent(
         user_id, body = uuid.UUID(sys.argv[1]), json.loads(sys.argv[2])
         resources = Resources.open(get_settings())
         async with resources.unit_of_work() as uow:
-            job, _ = await BacktestService(uow, Principal(user_id), resources.settings).create(
+            job, _ = await BacktestService(uow, Principal(user_id), resources).create(
                 CreateBacktestRequest.model_validate(body), None
             )
             print(job.id, flush=True)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 from typing import Any
 
@@ -17,19 +16,14 @@ from packages.core.market_data.service import read_bars
 from packages.core.principal import Principal
 from tests.packages.core.market_data.helpers import bars_frame, csv_bytes, get_bars, upload
 from tests.packages.core.market_data.recorded_providers import recorded_chart
+from tests.support.jobs import wait_for_status
 from tests.support.workers import frozen_pool
 
 TERMINAL = {"succeeded", "partial", "failed", "cancelled"}
 
 
 async def wait_for_job(api: httpx.AsyncClient, headers: dict[str, str], job_id: str) -> dict[str, Any]:
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        job = (await api.get(f"/market-data/sync-jobs/{job_id}", headers=headers)).json()
-        if job["status"] in TERMINAL:
-            return dict(job)
-        await asyncio.sleep(0.3)
-    raise AssertionError(f"sync job {job_id} did not finish: {job}")
+    return await wait_for_status(api, headers, f"/market-data/sync-jobs/{job_id}", TERMINAL, interval=0.3)
 
 
 async def test_import_with_planted_defects_names_each_one_and_stays_private(
@@ -310,8 +304,20 @@ async def test_sync_jobs_are_listed_newest_first_and_a_queued_one_cancels_at_onc
     listed = (await api.get("/market-data/sync-jobs", headers=owner.headers)).json()
     assert [job["id"] for job in listed["items"]] == [second["id"], first["id"]]
     assert listed["total"] == 2 and listed["items"][1]["status"] == "cancelled"
+    assert listed["next_cursor"] is None
+    head = (await api.get("/market-data/sync-jobs", params={"limit": 1}, headers=owner.headers)).json()
+    assert [job["id"] for job in head["items"]] == [second["id"]] and head["next_cursor"]
     paged = (
-        await api.get("/market-data/sync-jobs", params={"limit": 1, "offset": 1}, headers=owner.headers)
+        await api.get(
+            "/market-data/sync-jobs",
+            params={"limit": 1, "cursor": head["next_cursor"]},
+            headers=owner.headers,
+        )
     ).json()
-    assert [job["id"] for job in paged["items"]] == [first["id"]]
+    assert [job["id"] for job in paged["items"]] == [first["id"]] and paged["next_cursor"] is None
+    # A cursor of another list (or made up) is refused with a pointer.
+    foreign = await api.get(
+        "/market-data/imports", params={"cursor": head["next_cursor"]}, headers=owner.headers
+    )
+    assert foreign.status_code == 422 and foreign.json()["errors"][0]["pointer"] == "/query/cursor"
     assert (await api.get("/market-data/sync-jobs", headers=stranger.headers)).json()["total"] == 0

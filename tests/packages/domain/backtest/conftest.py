@@ -1,4 +1,4 @@
-"""Session fixtures of the backtest tests: a one-time kernel warm-up and real daily stock data."""
+"""Session fixtures of the backtest tests: a one-time kernel warm-up and real daily stock and index data."""
 
 from __future__ import annotations
 
@@ -7,7 +7,15 @@ import pytest
 
 from packages.domain.backtest.bars import UniverseBars
 from packages.domain.strategy.plan import ExitPlan
-from tests.packages.domain.backtest.kit import bars_from_rows, flags, run, side, stock_bars, stocks_frame
+from tests.packages.domain.backtest.kit import (
+    bars_from_rows,
+    flags,
+    index_bars,
+    run,
+    side,
+    stock_bars,
+    stocks_frame,
+)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -25,3 +33,9 @@ def stocks() -> pd.DataFrame:
 @pytest.fixture(scope="session")
 def aapl(stocks: pd.DataFrame) -> UniverseBars:
     return stock_bars(stocks, ["AAPL"])
+
+
+@pytest.fixture(scope="session")
+def indices() -> UniverseBars:
+    """Daily S&P 500 (SPX) and NASDAQ Composite (IXIC) bars, 1999-2018."""
+    return index_bars(["SPX", "IXIC"])

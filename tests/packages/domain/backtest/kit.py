@@ -1,14 +1,17 @@
 """Builders shared by the backtest tests: hand-written bars, plans, result accessors and real data.
 
 Hand-written bars are tiny, explicit price paths (not market data); the real data are the daily
-AAPL/MSFT/IBM/GOOG bars of bokeh-sampledata and the GOOG/EURUSD CSVs bundled with backtesting.py.
+AAPL/MSFT/IBM/GOOG bars of bokeh-sampledata, the GOOG/EURUSD CSVs bundled with backtesting.py and the
+daily S&P 500 and NASDAQ Composite index bars (1999-2018) bundled with arch.
 """
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -29,6 +32,8 @@ from packages.domain.strategy.plan import (
 )
 
 NS_PER_DAY = 86_400 * 1_000_000_000
+# Index files shipped with arch, by the symbol the market-data store serves them as.
+ARCH_INDEX_FILES = {"SPX": "data/sp500/sp500.csv.gz", "IXIC": "data/nasdaq/nasdaq.csv.gz"}
 DAY0 = int(pd.Timestamp("2024-01-01").value)
 
 # Costs off: scenario tests that are not about costs check prices exactly.
@@ -179,3 +184,19 @@ def backtesting_csv(name: str) -> pd.DataFrame:
     path = resources.files("backtesting") / "test" / f"{name}.csv"
     with resources.as_file(path) as file:
         return pd.read_csv(file, index_col=0, parse_dates=True)
+
+
+def index_bars(symbols: Sequence[str]) -> UniverseBars:
+    """Daily bars of arch's index files (``ARCH_INDEX_FILES``) aligned on the union of their dates.
+
+    The files are found without importing arch (which would pull in scipy and statsmodels).
+    """
+    spec = importlib.util.find_spec("arch")
+    assert spec is not None and spec.submodule_search_locations, "arch is not installed"
+    folder = Path(next(iter(spec.submodule_search_locations)))
+    frames = []
+    for symbol in symbols:
+        frame = pd.read_csv(folder / ARCH_INDEX_FILES[symbol])
+        frame["Date"] = pd.to_datetime(frame["Date"], format="%m/%d/%Y")
+        frames.append(frame.assign(Ticker=symbol))
+    return stock_bars(pd.concat(frames), symbols)

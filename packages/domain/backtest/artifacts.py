@@ -1,4 +1,5 @@
-"""One ``bytes`` value holding a result's named, individually compressed arrays (``artifacts`` column).
+"""One ``bytes`` value holding a result's named, individually compressed arrays: what
+``pipeline.pack_backtest`` packs and a backtest job stores beside its summary.
 
 Layout: a format line, a JSON line listing ``[name, size]`` in name order, then the blobs
 (each made by the engine's ``encode_array``) back to back. Names are sorted, so the same blobs always

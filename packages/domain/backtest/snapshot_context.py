@@ -1,10 +1,11 @@
 """What a stored result keeps for trade snapshots, and how a snapshot is rebuilt from it.
 
 The engine's ``trade_snapshot`` reads bars, factor values and condition leaves around one trade.
-A job keeps exactly those rows: for every trade the bars from ``context`` before its signal to
-``context`` after its exit (only the two ends for trades longer than ``SNAPSHOT_SPAN_LIMIT`` bars),
-for every symbol, for as many trades (in entry order) as fit a budget of stored values. A snapshot
-request rebuilds bars and plan over the kept rows and maps the trade's bar numbers into them and back.
+A packed backtest (``pipeline.pack_backtest``) keeps exactly those rows: for every trade the bars
+from ``context`` before its signal to ``context`` after its exit (only the two ends for trades longer
+than ``SNAPSHOT_SPAN_LIMIT`` bars), for every symbol, for as many trades (in entry order) as fit a
+budget of stored values. A snapshot request rebuilds bars and plan over the kept rows and maps the
+trade's bar numbers into them and back.
 """
 
 from __future__ import annotations
