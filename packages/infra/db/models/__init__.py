@@ -1,7 +1,7 @@
 """All ORM models; importing this package registers every table on ``Base.metadata``."""
 
 from packages.infra.db.models.chat import ChatSession, Message, PhaseTransition
-from packages.infra.db.models.jobs import BacktestJob, StressJob
+from packages.infra.db.models.jobs import BacktestJob, JobChild, StressJob
 from packages.infra.db.models.market_data import MarketDataImport, MarketDataset, MarketDataSyncJob
 from packages.infra.db.models.outbox import OutboxMessage
 from packages.infra.db.models.strategies import Strategy, StrategyRevision
@@ -24,6 +24,7 @@ __all__ = [
     "Deployment",
     "DeploymentRun",
     "Fill",
+    "JobChild",
     "MarketDataImport",
     "MarketDataSyncJob",
     "MarketDataset",
