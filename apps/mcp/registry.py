@@ -13,12 +13,14 @@ from mcp.server.mcpserver.exceptions import ToolError
 from apps.mcp.auth import McpTokenVerifier
 from packages.core.errors import AppError
 from packages.core.resources import Resources
+from packages.core.system.service import APP_VERSION
 
 
 def new_domain_server(resources: Resources, domain: str, instructions: str) -> MCPServer:
     settings = resources.settings
     return MCPServer(
         name=f"minsy-{domain}",
+        version=APP_VERSION,
         instructions=instructions,
         token_verifier=McpTokenVerifier(resources, domain),
         auth=AuthSettings(

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import and_, exists, or_, select
 
@@ -15,8 +16,22 @@ class StrategyRepository(OwnedRepository[Strategy]):
 
     async def page(
         self, *, limit: int, after: tuple[datetime, uuid.UUID] | None, status: str | None
-    ) -> list[Strategy]:
-        query = self.base_query()
+    ) -> list[tuple[Strategy, dict[str, Any]]]:
+        """A page of strategies, each with the outline of its current document (its ``universe`` and
+        ``timeframe``), read in the same query: only those parts, not whole documents."""
+        document = StrategyRevision.document
+        query = (
+            self.base_query()
+            .add_columns(document["universe"], document["timeframe"])
+            .outerjoin(
+                StrategyRevision,
+                and_(
+                    StrategyRevision.strategy_id == Strategy.id,
+                    StrategyRevision.version == Strategy.current_version,
+                    StrategyRevision.user_id == self.owner_id,
+                ),
+            )
+        )
         if status:
             query = query.where(Strategy.status == status)
         if after is not None:
@@ -27,7 +42,11 @@ class StrategyRepository(OwnedRepository[Strategy]):
                 )
             )
         query = query.order_by(Strategy.updated_at.desc(), Strategy.id.desc()).limit(limit)
-        return list((await self.session.scalars(query)).all())
+        rows = await self.session.execute(query)
+        return [
+            (strategy, {"universe": universe, "timeframe": timeframe})
+            for strategy, universe, timeframe in rows
+        ]
 
     async def revision(self, strategy_id: uuid.UUID, version: int) -> StrategyRevision | None:
         found: StrategyRevision | None = await self.session.scalar(

@@ -41,10 +41,12 @@ class PatchOperation(StrictModel):
 
 
 class ValidationErrorOut(BaseModel):
+    """One problem, shaped like an error of a 422 problem: ``hint`` is left out when there is none."""
+
     code: str
     pointer: str
     message: str
-    hint: str | None = None
+    hint: Annotated[str | None, Field(exclude_if=lambda hint: hint is None)] = None
 
 
 class ValidateRequest(StrictModel):
@@ -127,14 +129,17 @@ class DiffOut(BaseModel):
 
 
 class TunableParameterOut(BaseModel):
+    """Bounds are what the language accepts; an ``int`` parameter's numbers are JSON integers."""
+
     pointer: str
     label: str
     kind: str
     type: Literal["int", "float"]
-    value: float
-    minimum: float
-    maximum: float
+    value: int | float
+    minimum: int | float
+    maximum: int | float
     exclusive_minimum: bool
+    exclusive_maximum: bool
 
 
 class TunableParametersOut(BaseModel):

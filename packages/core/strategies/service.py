@@ -150,8 +150,8 @@ class StrategyService:
         rows = await self.repo.page(limit=limit + 1, after=after, status=status)
         page = rows[:limit]
         return StrategyList(
-            items=[self._summary(s, None) for s in page],
-            next_cursor=_encode_cursor(page[-1]) if len(rows) > limit else None,
+            items=[self._summary(strategy, outline) for strategy, outline in page],
+            next_cursor=_encode_cursor(page[-1][0]) if len(rows) > limit else None,
         )
 
     async def get(self, strategy_id: uuid.UUID) -> StrategyOut:
@@ -382,10 +382,9 @@ class StrategyService:
         )
 
     @staticmethod
-    def _summary(strategy: Strategy, document: dict[str, Any] | None) -> StrategySummary:
-        market = symbols = timeframe = None
-        if document is not None:
-            _, _, market, symbols, timeframe = _describe(document)
+    def _summary(strategy: Strategy, document: dict[str, Any]) -> StrategySummary:
+        """``document`` is the current document, or the outline of it the list reads."""
+        _, _, market, symbols, timeframe = _describe(document)
         return StrategySummary(
             id=strategy.id,
             name=strategy.name,
@@ -394,7 +393,7 @@ class StrategyService:
             current_version=strategy.current_version,
             dsl_version=strategy.dsl_version,
             market=market,
-            symbols=symbols or [],
+            symbols=symbols,
             timeframe=timeframe,
             created_at=strategy.created_at,
             updated_at=strategy.updated_at,

@@ -13,7 +13,8 @@ and volatility features on both, and scores three families in [0, 1]:
 
 Scores are transparent averages of clipped linear sub-scores, each carrying a one-line
 explanation, so the model reading the snapshot can quote the evidence. Everything is
-deterministic: same bars, same snapshot.
+deterministic: same bars, same snapshot. Ratios to price and returns are fractions (0.0123 is
+1.23%), like every other output of the product; percentiles run from 0 to 100.
 """
 
 from __future__ import annotations
@@ -70,14 +71,20 @@ def choose_timeframes(
     band = [tf for tf in LADDER if finest.nanos <= tf.nanos <= coarsest.nanos]
     fitting = [tf for tf in band if holding * 60e9 / tf.nanos >= _BARS_PER_HOLDING]
     primary = fitting[-1] if fitting else band[0]
-    notes = [
-        f"holding ~{holding:g} min on {primary.value} bars ≈ {holding * 60e9 / primary.nanos:.0f} bars per trade"
-    ]
+    notes = []
     if finest_available is not None and primary.nanos < finest_available.nanos:
         notes.append(
-            f"{primary.value} requested but the finest stored data is {finest_available.value}; using it"
+            f"{primary.value} bars suit this style but the finest stored data is {finest_available.value}; "
+            f"using {finest_available.value}"
         )
         primary = finest_available
+    bars_per_trade = holding * 60e9 / primary.nanos
+    shortfall = (
+        f" (fewer than the {_BARS_PER_HOLDING} aimed for)" if bars_per_trade < _BARS_PER_HOLDING else ""
+    )
+    notes.append(
+        f"holding ~{holding:g} min on {primary.value} bars ≈ {round(bars_per_trade, 1):g} bars per trade{shortfall}"
+    )
     context = next((tf for tf in LADDER if tf.nanos >= 4 * primary.nanos), None)
     return TimeframeChoice(primary=primary, context=context, notes=tuple(notes))
 
@@ -151,8 +158,18 @@ def _slope_t_stat(log_close: np.ndarray, window: int = 50) -> float:
     return float("inf") * np.sign(slope) if denominator == 0 else float(slope / denominator)
 
 
+def ordinal(number: float) -> str:
+    """``number`` rounded, in English ordinal form: 1st, 2nd, 3rd, 4th, 11th, 12th, 13th, 21st."""
+    if not math.isfinite(number):
+        return "unknown"
+    whole = round(number)
+    suffix = "th" if whole % 100 in (11, 12, 13) else {1: "st", 2: "nd", 3: "rd"}.get(whole % 10, "th")
+    return f"{whole}{suffix}"
+
+
 def compute_features(bars: Bars, lookback: int = 500) -> dict[str, float]:
-    """Trend, mean-reversion and volatility features over the last ``lookback`` bars."""
+    """Trend, mean-reversion and volatility features over the last ``lookback`` bars (``bars``, the
+    count used, is an int)."""
     recent = bars.tail(lookback)
     close, high, low = recent.close, recent.high, recent.low
     log_close = np.log(close)
@@ -168,7 +185,7 @@ def compute_features(bars: Bars, lookback: int = 500) -> dict[str, float]:
     short_vol = float(np.std(log_returns[-10:], ddof=1)) if log_returns.shape[0] > 10 else float("nan")
     long_vol = float(np.std(log_returns[-100:], ddof=1)) if log_returns.shape[0] > 100 else float("nan")
     return {
-        "bars": float(len(recent)),
+        "bars": len(recent),
         "adx": float(adx[-1]),
         "plus_di": float(plus_di[-1]),
         "minus_di": float(minus_di[-1]),
@@ -177,14 +194,14 @@ def compute_features(bars: Bars, lookback: int = 500) -> dict[str, float]:
         "hurst_rs": hurst_rescaled_range(log_returns),
         "autocorr_lag1": _autocorrelation(log_returns, 1),
         "slope_t_stat": _slope_t_stat(log_close, 50),
-        "atr_pct": float(atr[-1] / close[-1] * 100),
+        "atr_to_price": float(atr[-1] / close[-1]),
         "realized_vol": float(rolling_vol[-1]),
         "vol_percentile": _percentile_of_last(rolling_vol),
         "vol_ratio_short_long": short_vol / long_vol
         if long_vol and math.isfinite(long_vol)
         else float("nan"),
         "bandwidth_percentile": _percentile_of_last(bandwidth),
-        "return_over_lookback_pct": float((close[-1] / close[0] - 1) * 100),
+        "return_over_lookback": float(close[-1] / close[0] - 1),
     }
 
 
@@ -246,18 +263,22 @@ def score_families(
     ]
     pct, bw, ratio = f["vol_percentile"], f["bandwidth_percentile"], f["vol_ratio_short_long"]
     volatility_parts = [
-        ((abs(pct - 50) - 20) / 30, 2.0, f"realized volatility at the {pct:.0f}th percentile of its history"),
+        (
+            (abs(pct - 50) - 20) / 30,
+            2.0,
+            f"realized volatility at the {ordinal(pct)} percentile of its history",
+        ),
         (
             (25 - bw) / 25,
             1.0,
-            f"Bollinger bandwidth at the {bw:.0f}th percentile ({'squeeze' if bw < 20 else 'normal width'})",
+            f"Bollinger bandwidth at the {ordinal(bw)} percentile ({'squeeze' if bw < 20 else 'normal width'})",
         ),
         (
             (abs(math.log(ratio)) if ratio > 0 and math.isfinite(ratio) else float("nan")) / math.log(2),
             1.0,
             f"short/long volatility ratio {ratio:.2f}",
         ),
-        ((f["atr_pct"] - 0.5) / 3, 0.5, f"ATR {f['atr_pct']:.2f}% of price"),
+        ((f["atr_to_price"] - 0.005) / 0.03, 0.5, f"ATR {f['atr_to_price']:.2%} of price"),
     ]
     if context is not None:
         agreement = (
@@ -322,4 +343,7 @@ def regime_snapshot(
 
 
 def _rounded(value: float) -> float | None:
+    """Six decimals; integers (the bar count) stay integers."""
+    if isinstance(value, int):
+        return value
     return round(value, 6) if math.isfinite(value) else None

@@ -16,6 +16,10 @@ import numpy as np
 from packages.domain.market_data.bars import NS_PER_SECOND, Bars, Timeframe
 from packages.domain.market_data.timeconv import iso
 
+# Quoted prices keep ten significant digits: finer than any instrument's tick, and free of the
+# float noise the spread arithmetic adds (1.0872056369999998).
+QUOTE_SIGNIFICANT_DIGITS = 10
+
 
 @dataclass(frozen=True, slots=True)
 class ReplayClock:
@@ -82,10 +86,14 @@ def replay_snapshot(
     }
     quote = {
         "ts": iso(int(closes_at[index])),
-        "bid": last - half_spread,
-        "ask": last + half_spread,
+        "bid": _quoted(last - half_spread),
+        "ask": _quoted(last + half_spread),
         "last": last,
     }
     return ReplaySnapshot(
         symbol, timeframe, simulated_ns, index, bar, quote, index == len(bars) - 1, next_close
     )
+
+
+def _quoted(price: float) -> float:
+    return float(f"{price:.{QUOTE_SIGNIFICANT_DIGITS}g}")

@@ -47,6 +47,13 @@ SYMBOL_PATTERN = r"^[A-Z0-9][A-Z0-9._/\-^=]{0,31}$"
 MAX_REWARD_RATIO = 100.0
 MAX_ATR_PERIOD = 1_000
 MAX_TARGET_VOLATILITY_PERCENT = 1_000.0
+# Distances in percent of the price and in ATRs have bounds of their own: 1,000% is eleven times
+# the price and 100 ATRs is far beyond any stop or offset that can mean something. Points are
+# prices, so only the literal cap bounds them.
+MAX_PERCENT_DISTANCE = 1_000.0
+MAX_ATR_MULTIPLE = 100.0
+# A percent offset of -100 or less puts an order's price at or below zero.
+MIN_PERCENT_OFFSET = -100.0
 
 
 def _ref(name: str) -> JsonSchema:
@@ -325,7 +332,10 @@ def _build(limits: Limits) -> JsonSchema:
                     "type": "number",
                     "exclusiveMinimum": 0,
                     "maximum": magnitude,
-                    "description": "Size of the distance in its unit (percent: 2 means 2%).",
+                    "description": (
+                        f"Size of the distance in its unit (percent: 2 means 2%, up to {MAX_PERCENT_DISTANCE:g}; "
+                        f"atr: a multiple of ATR, up to {MAX_ATR_MULTIPLE:g})."
+                    ),
                     "x-error-codes": _codes(
                         exclusiveMinimum=ErrorCode.CONTRADICTORY_EXITS, maximum=ErrorCode.LIMIT_EXCEEDED
                     ),
@@ -333,7 +343,11 @@ def _build(limits: Limits) -> JsonSchema:
                 "atr_period": _bounded_int(1, MAX_ATR_PERIOD, "ATR window for unit 'atr' (default 14)."),
             },
             "required": ["unit", "value"],
-            "allOf": [_not_atr_branch()],
+            "allOf": [
+                _not_atr_branch(),
+                _unit_bound("percent", {"maximum": MAX_PERCENT_DISTANCE}),
+                _unit_bound("atr", {"maximum": MAX_ATR_MULTIPLE}),
+            ],
             "additionalProperties": False,
         },
         "price_offset": {
@@ -352,7 +366,15 @@ def _build(limits: Limits) -> JsonSchema:
                 "atr_period": _bounded_int(1, MAX_ATR_PERIOD, "ATR window for unit 'atr' (default 14)."),
             },
             "required": ["unit", "value"],
-            "allOf": [_not_atr_branch()],
+            "allOf": [
+                _not_atr_branch(),
+                _unit_bound(
+                    "percent",
+                    {"exclusiveMinimum": MIN_PERCENT_OFFSET, "maximum": MAX_PERCENT_DISTANCE},
+                    "An offset of -100% or less would put the order price at or below zero.",
+                ),
+                _unit_bound("atr", {"minimum": -MAX_ATR_MULTIPLE, "maximum": MAX_ATR_MULTIPLE}),
+            ],
             "additionalProperties": False,
         },
         "order": {
@@ -555,6 +577,14 @@ def _not_atr_branch() -> JsonSchema:
             "percent and points distances take only 'unit' and 'value'; atr_period applies to unit 'atr'.",
         ),
     }
+
+
+def _unit_bound(unit: str, bounds: dict[str, float], hint: str | None = None) -> JsonSchema:
+    """The bounds of ``value`` when the distance is in ``unit`` (on top of the literal cap)."""
+    value: JsonSchema = {**bounds, "description": f"Bounds of a distance in {unit}."}
+    if hint:
+        value["x-hint"] = hint
+    return _branch("unit", [unit], {"properties": {"value": value}})
 
 
 def _exit_branches(limits: Limits) -> list[JsonSchema]:

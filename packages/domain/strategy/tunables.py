@@ -19,7 +19,14 @@ from packages.domain.strategy.errors import StrategyValidationError
 from packages.domain.strategy.indicators import get_indicator
 from packages.domain.strategy.limits import DEFAULT_LIMITS, Limits
 from packages.domain.strategy.pointers import join_pointer, split_pointer
-from packages.domain.strategy.schema import MAX_ATR_PERIOD, MAX_REWARD_RATIO, MAX_TARGET_VOLATILITY_PERCENT
+from packages.domain.strategy.schema import (
+    MAX_ATR_MULTIPLE,
+    MAX_ATR_PERIOD,
+    MAX_PERCENT_DISTANCE,
+    MAX_REWARD_RATIO,
+    MAX_TARGET_VOLATILITY_PERCENT,
+    MIN_PERCENT_OFFSET,
+)
 from packages.domain.strategy.validation import SymbolChecker, validate_semantics, validate_strategy
 from packages.domain.strategy.vocabulary import (
     COMPARISON_OPS,
@@ -36,7 +43,10 @@ TunableKind = Literal[
 
 @dataclass(frozen=True)
 class TunableParameter:
-    """One numeric knob. Bounds are the values the language accepts, not a suggested search range."""
+    """One numeric knob. Bounds are the values the language accepts, not a suggested search range.
+
+    An ``int`` knob holds Python ints (value and bounds), so it serialises as JSON integers.
+    """
 
     pointer: str
     label: str
@@ -46,10 +56,12 @@ class TunableParameter:
     minimum: float
     maximum: float
     exclusive_minimum: bool = False
+    exclusive_maximum: bool = False
 
     def accepts(self, value: float) -> bool:
         above = value > self.minimum if self.exclusive_minimum else value >= self.minimum
-        return above and value <= self.maximum
+        below = value < self.maximum if self.exclusive_maximum else value <= self.maximum
+        return above and below
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -61,6 +73,7 @@ class TunableParameter:
             "minimum": self.minimum,
             "maximum": self.maximum,
             "exclusive_minimum": self.exclusive_minimum,
+            "exclusive_maximum": self.exclusive_maximum,
         }
 
 
@@ -154,9 +167,8 @@ class ParameterSpace:
                 continue
             if not parameter.accepts(value):
                 low = f"> {parameter.minimum}" if parameter.exclusive_minimum else f">= {parameter.minimum}"
-                problems.append(
-                    f"{pointer}: {value} is outside {parameter.label}'s bounds ({low}, <= {parameter.maximum})"
-                )
+                high = f"< {parameter.maximum}" if parameter.exclusive_maximum else f"<= {parameter.maximum}"
+                problems.append(f"{pointer}: {value} is outside {parameter.label}'s bounds ({low}, {high})")
                 continue
             _set(updated, pointer, int(value) if parameter.value_type == "int" else float(value))
         if problems:
@@ -203,15 +215,16 @@ class _Collector:
                 if param.type == "enum":
                     continue
                 assert param.minimum is not None and param.maximum is not None
-                yield TunableParameter(
-                    pointer=join_pointer("/factors", index, "params", param.name),
-                    label=f"{factor['id']}.{param.name}",
-                    kind="indicator_param",
-                    value_type="int" if param.type == "int" else "float",
-                    value=float(given.get(param.name, param.default)),
-                    minimum=param.minimum,
-                    maximum=param.maximum,
-                )
+                pointer = join_pointer("/factors", index, "params", param.name)
+                label = f"{factor['id']}.{param.name}"
+                value = given.get(param.name, param.default)
+                assert not isinstance(value, str), "numeric parameters hold numbers"
+                if param.type == "int":
+                    yield self.integer(pointer, label, "indicator_param", value, param.minimum, param.maximum)
+                else:
+                    yield TunableParameter(
+                        pointer, label, "indicator_param", "float", float(value), param.minimum, param.maximum
+                    )
 
     def conditions(self, node: Mapping[str, Any], pointer: str) -> Iterator[TunableParameter]:
         op = node["op"]
@@ -281,30 +294,68 @@ class _Collector:
     def integer(
         self, pointer: str, label: str, kind: TunableKind, value: float, minimum: float, maximum: float
     ) -> TunableParameter:
-        return TunableParameter(pointer, label, kind, "int", float(value), float(minimum), float(maximum))
+        return TunableParameter(pointer, label, kind, "int", int(value), int(minimum), int(maximum))
 
     def positive(
-        self, pointer: str, label: str, kind: TunableKind, value: float, maximum: float
+        self,
+        pointer: str,
+        label: str,
+        kind: TunableKind,
+        value: float,
+        maximum: float,
+        *,
+        exclusive_maximum: bool = False,
     ) -> TunableParameter:
         return TunableParameter(
-            pointer, label, kind, "float", float(value), 0.0, maximum, exclusive_minimum=True
+            pointer,
+            label,
+            kind,
+            "float",
+            float(value),
+            0.0,
+            maximum,
+            exclusive_minimum=True,
+            exclusive_maximum=exclusive_maximum,
         )
 
+    def distance_cap(self, unit: str) -> float:
+        """The schema's cap on a distance in ``unit``; points are prices, bounded by the literal cap."""
+        return {"percent": MAX_PERCENT_DISTANCE, "atr": MAX_ATR_MULTIPLE}.get(unit, self.magnitude)
+
+    def offset(self, node: Mapping[str, Any], pointer: str, label: str) -> Iterator[TunableParameter]:
+        """A signed order offset: a percent one must keep the order price above zero."""
+        unit, cap = node["unit"], self.distance_cap(node["unit"])
+        minimum = MIN_PERCENT_OFFSET if unit == "percent" else -cap
+        yield TunableParameter(
+            f"{pointer}/value",
+            f"{label}.value",
+            "order",
+            "float",
+            float(node["value"]),
+            minimum,
+            cap,
+            exclusive_minimum=unit == "percent",
+        )
+        yield from self.atr_period(node, pointer, label, "order")
+
     def distance(
+        self, node: Mapping[str, Any], pointer: str, label: str, *, reaches_zero: bool
+    ) -> Iterator[TunableParameter]:
+        """An exit distance. ``reaches_zero``: the exit's price moves toward zero by the distance (a
+        long's stop, a short's target), so a percent one of 100 or more could never trigger (the
+        validator refuses it)."""
+        if node["unit"] == "percent" and reaches_zero:
+            maximum, exclusive = 100.0, True
+        else:
+            maximum, exclusive = self.distance_cap(node["unit"]), False
+        yield self.positive(
+            f"{pointer}/value", f"{label}.value", "exit", node["value"], maximum, exclusive_maximum=exclusive
+        )
+        yield from self.atr_period(node, pointer, label, "exit")
+
+    def atr_period(
         self, node: Mapping[str, Any], pointer: str, label: str, kind: TunableKind
     ) -> Iterator[TunableParameter]:
-        if kind == "order":
-            yield TunableParameter(
-                f"{pointer}/value",
-                f"{label}.value",
-                kind,
-                "float",
-                float(node["value"]),
-                -self.magnitude,
-                self.magnitude,
-            )
-        else:
-            yield self.positive(f"{pointer}/value", f"{label}.value", kind, node["value"], self.magnitude)
         if node["unit"] == "atr":
             yield self.integer(
                 f"{pointer}/atr_period",
@@ -320,11 +371,8 @@ class _Collector:
         yield from self.conditions(node["entry"]["condition"], f"{pointer}/entry/condition")
         order = node["entry"].get("order")
         if order and order["type"] != "market":
-            yield from self.distance(
-                order["price"]["offset"],
-                f"{pointer}/entry/order/price/offset",
-                f"{side}.order_offset",
-                "order",
+            yield from self.offset(
+                order["price"]["offset"], f"{pointer}/entry/order/price/offset", f"{side}.order_offset"
             )
             time_in_force = order.get("time_in_force", {})
             if time_in_force.get("type") == "bars":
@@ -351,7 +399,10 @@ class _Collector:
                     self.limits.max_time_exit_bars,
                 )
             elif rule["type"] == "bracket":
-                yield from self.distance(rule["stop"], f"{exit_pointer}/stop", f"{label}.stop", "exit")
+                # A short's bracket target is bounded jointly with reward_ratio: the validator checks it.
+                yield from self.distance(
+                    rule["stop"], f"{exit_pointer}/stop", f"{label}.stop", reaches_zero=side == "long"
+                )
                 yield self.positive(
                     f"{exit_pointer}/reward_ratio",
                     f"{label}.reward_ratio",
@@ -360,8 +411,12 @@ class _Collector:
                     MAX_REWARD_RATIO,
                 )
             else:
+                stop = rule["type"] in ("stop_loss", "trailing_stop")
                 yield from self.distance(
-                    rule["distance"], f"{exit_pointer}/distance", f"{label}.distance", "exit"
+                    rule["distance"],
+                    f"{exit_pointer}/distance",
+                    f"{label}.distance",
+                    reaches_zero=stop == (side == "long"),
                 )
         sizing = node["sizing"]
         fields = {

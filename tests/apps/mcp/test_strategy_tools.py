@@ -258,3 +258,25 @@ async def test_version_numbers_have_the_same_bounds_as_in_rest(
             ]:
                 result = await session.call_tool(tool, arguments)
                 assert result.is_error and answer in result.content[0].text, (tool, version, result.content)
+
+
+async def test_tunable_parameters_are_the_same_over_mcp_and_rest(
+    mcp_server: str, make_account: Any, api: httpx.AsyncClient, market_data_ready: dict[str, Any]
+) -> None:
+    account = await make_account()
+    token = (await account.mcp_token(domains=["strategy"]))["token"]
+    document = copy.deepcopy(get_example("bollinger_reversion_limit"))
+    created = await api.post("/strategies", json={"document": document}, headers=account.headers)
+    assert created.status_code == 201, created.text
+    sid = created.json()["id"]
+    rest = (await api.get(f"/strategies/{sid}/tunable-parameters", headers=account.headers)).json()
+    async with mcp_session(mcp_server, "strategy", token) as session:
+        answer = await session.call_tool("get_tunable_parameters", {"strategy_id": sid})
+    assert not answer.is_error, answer.content
+    assert answer.structured_content == rest
+    assert json.loads(answer.content[0].text) == rest
+    by_label = {p["label"]: p for p in rest["parameters"]}
+    valid_bars = by_label["long.order_valid_bars"]
+    assert all(type(valid_bars[f]) is int for f in ("value", "minimum", "maximum")), valid_bars
+    stop = by_label["long.stop.distance.value"]
+    assert (stop["maximum"], stop["exclusive_maximum"]) == (100, True)

@@ -90,7 +90,7 @@ def test_snapshot_on_real_equity_data_is_sane_and_deterministic(aapl_daily: Bars
     assert first["timeframes"] == {"primary": "1d", "context": "1w"}
     features = first["features"]["primary"]
     assert 0 <= features["adx"] <= 100 and 0 <= features["efficiency_ratio"] <= 1
-    assert 0.2 < features["hurst_rs"] < 1.0 and 0 < features["atr_pct"] < 20
+    assert 0.2 < features["hurst_rs"] < 1.0 and 0 < features["atr_to_price"] < 0.2
     for family in first["families"].values():
         assert 0.0 <= family["score"] <= 1.0 and family["explanations"]
 

@@ -137,7 +137,10 @@ def test_every_value_inside_tunable_bounds_keeps_the_schema_satisfied(slug: str)
         low = (
             math.nextafter(parameter.minimum, math.inf) if parameter.exclusive_minimum else parameter.minimum
         )
-        for value in (low, parameter.maximum):
+        high = (
+            math.nextafter(parameter.maximum, -math.inf) if parameter.exclusive_maximum else parameter.maximum
+        )
+        for value in (low, high):
             typed = int(value) if parameter.value_type == "int" else float(value)
             updated = _with_value(document, parameter.pointer, typed)
             assert validate_strategy(updated) == validate_semantics(updated), (parameter.pointer, typed)
