@@ -237,6 +237,24 @@ def celery_workers(stack: Stack, settings: Any) -> dict[str, str]:
 
 
 @pytest.fixture(scope="session")
+def second_cpu_worker(stack: Stack, celery_workers: dict[str, str]) -> Iterator[str]:
+    """Another CPU worker process on the stress queue, under its own node name."""
+    from packages.infra.queue.celery_app import celery_app
+
+    node = "cpu2@" + celery_workers["cpu"].split("@", 1)[1]
+    service = stack.spawn(
+        "worker-cpu2", celery_worker_args("cpu", ("stress",), node), {"MINSY_SERVICE": "worker_cpu"}
+    )
+
+    def answers() -> bool:
+        return any(node in reply for reply in celery_app.control.ping(timeout=0.5))
+
+    wait_until(answers, timeout=60, what="second CPU worker", process=service.process)
+    yield node
+    service.stop()
+
+
+@pytest.fixture(scope="session")
 def beat(stack: Stack, settings: Any) -> None:
     schedule = Path(settings.runtime.data_dir) / "beat" / "schedule"
     schedule.parent.mkdir(parents=True, exist_ok=True)

@@ -16,6 +16,7 @@ from apps.api.routes.backtests import router as backtests_router
 from apps.api.routes.market_data import router as market_data_router
 from apps.api.routes.market_data import udf_router as market_data_udf_router
 from apps.api.routes.strategies import router as strategies_router
+from apps.api.routes.stress import router as stress_router
 from apps.api.routes.system import router as system_router
 from packages.core.resources import Resources
 from packages.core.system.service import APP_VERSION
@@ -66,6 +67,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     v1.include_router(market_data_udf_router)
     v1.include_router(strategies_router)
     v1.include_router(backtests_router)
+    v1.include_router(stress_router)
     app.include_router(v1)
 
     @app.get("/metrics", include_in_schema=False)

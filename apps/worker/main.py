@@ -38,6 +38,7 @@ TASK_MODULES = (
     "packages.core.jobs.tasks",
     "packages.core.backtests.tasks",
     "packages.core.market_data.tasks",
+    "packages.core.stress.tasks",
 )
 celery_app.conf.include = TASK_MODULES
 

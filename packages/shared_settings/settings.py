@@ -212,6 +212,22 @@ class OpenAISettings(_Group):
     model: str = Field(default="gpt-5.2", alias="OPENAI_RESPONSE_MODEL")
 
 
+class StressSettings(_Group):
+    """Per-user caps on stress tests and how finely their jobs are cut into parts."""
+
+    # Queued + running stress tests one user may have at a time; more answers 429 with Retry-After.
+    max_active_jobs_per_user: int = Field(default=2, ge=1, alias="STRESS_MAX_ACTIVE_JOBS_PER_USER")
+    retry_after_s: int = Field(default=10, ge=1, alias="STRESS_RETRY_AFTER_S")
+    max_trials: int = Field(default=20_000, ge=1, alias="STRESS_MAX_TRIALS")  # Monte Carlo trials
+    # Backtests one sensitivity scan or one optimisation (each walk-forward fold's search) may run.
+    max_points: int = Field(default=2_000, ge=1, alias="STRESS_MAX_POINTS")
+    max_folds: int = Field(default=20, ge=2, alias="STRESS_MAX_FOLDS")
+    max_windows: int = Field(default=40, ge=1, alias="STRESS_MAX_WINDOWS")  # crisis windows, named + custom
+    # Work per part: parts run side by side on every CPU worker process.
+    trials_per_part: int = Field(default=250, ge=1, alias="STRESS_TRIALS_PER_PART")
+    points_per_part: int = Field(default=25, ge=1, alias="STRESS_POINTS_PER_PART")
+
+
 class ProviderSettings(_Group):
     alpaca_api_key: SecretStr | None = Field(default=None, alias="ALPACA_API_KEY")
     alpaca_api_secret: SecretStr | None = Field(default=None, alias="ALPACA_API_SECRET")
@@ -302,6 +318,7 @@ _GROUPS: dict[str, type[_Group]] = {
     "mcp": McpSettings,
     "celery": CelerySettings,
     "backtests": BacktestSettings,
+    "stress": StressSettings,
     "strategies": StrategySettings,
     "openai": OpenAISettings,
     "providers": ProviderSettings,
@@ -343,6 +360,7 @@ class Settings:
     mcp: McpSettings
     celery: CelerySettings
     backtests: BacktestSettings
+    stress: StressSettings
     strategies: StrategySettings
     openai: OpenAISettings
     providers: ProviderSettings

@@ -7,10 +7,10 @@ from typing import Annotated, Any
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.types import ToolAnnotations
-from pydantic import Field, ValidationError
+from pydantic import Field
 
 from apps.mcp.auth import principal_of
-from apps.mcp.domains.common import add_capabilities_tool
+from apps.mcp.domains.common import add_capabilities_tool, validated
 from apps.mcp.registry import domain_errors, new_domain_server
 from packages.core.backtests.schemas import (
     AnalysisOut,
@@ -22,7 +22,6 @@ from packages.core.backtests.schemas import (
     TradeSnapshotOut,
 )
 from packages.core.backtests.service import BacktestService
-from packages.core.errors import FieldError, ValidationFailed
 from packages.core.idempotency import IdempotencyKey
 from packages.core.jobs.schemas import CancelOut, JobStatus
 from packages.core.resources import Resources
@@ -34,25 +33,6 @@ SUMMARY = "Run backtests of your strategies on stored market data and read their
 READ_ONLY = ToolAnnotations(readOnlyHint=True, idempotentHint=True, openWorldHint=False)
 
 BacktestId = Annotated[uuid.UUID, Field(description="A backtest id from create_backtest or list_backtests.")]
-
-
-def _pointer(error: Any) -> str:
-    """The error's location as a JSON pointer; a model-level check (unstorable text) names the value
-    inside the model in its context."""
-    parts = "".join(f"/{part}" for part in error["loc"])
-    return parts + str((error.get("ctx") or {}).get("pointer", ""))
-
-
-def _request(**fields: Any) -> CreateBacktestRequest:
-    try:
-        return CreateBacktestRequest.model_validate({k: v for k, v in fields.items() if v is not None})
-    except ValidationError as exc:
-        raise ValidationFailed(
-            "The backtest request is not valid.",
-            errors=[
-                FieldError(error["type"], _pointer(error) or "/", error["msg"]) for error in exc.errors()
-            ],
-        ) from exc
 
 
 def build(resources: Resources) -> MCPServer:
@@ -90,7 +70,9 @@ def build(resources: Resources) -> MCPServer:
         idempotency_key: Annotated[str | None, Field(min_length=1, max_length=200)] = None,
     ) -> BacktestOut:
         principal = principal_of(ctx)
-        body = _request(
+        body = validated(
+            CreateBacktestRequest,
+            "backtest",
             strategy_id=strategy_id,
             version=version,
             document=document,

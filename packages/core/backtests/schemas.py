@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, Literal, Self, get_args
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
@@ -60,8 +60,9 @@ def _as_utc(value: datetime | None) -> datetime | None:
     return moment
 
 
-class CreateBacktestRequest(StrictModel):
-    """A saved strategy (``strategy_id`` + optional ``version``) or an inline ``document``, over a range."""
+class StrategyRunRequest(StrictModel):
+    """A saved strategy (``strategy_id`` + optional ``version``) or an inline ``document``, over a range:
+    what every job that runs a strategy (a backtest, each stress test) starts from."""
 
     strategy_id: uuid.UUID | None = Field(
         default=None, description="A saved strategy; its current version unless `version` is given."
@@ -107,7 +108,7 @@ class CreateBacktestRequest(StrictModel):
         return value
 
     @model_validator(mode="after")
-    def _one_strategy(self) -> CreateBacktestRequest:
+    def _one_strategy(self) -> Self:
         if (self.strategy_id is None) == (self.document is None):
             raise ValueError("give exactly one of strategy_id and document")
         if self.version is not None and self.strategy_id is None:
@@ -115,6 +116,10 @@ class CreateBacktestRequest(StrictModel):
         if self.start is not None and self.end is not None and self.start >= self.end:
             raise ValueError("start must be before end")
         return self
+
+
+class CreateBacktestRequest(StrategyRunRequest):
+    """A backtest of a saved strategy (``strategy_id`` + optional ``version``) or an inline ``document``."""
 
 
 class JobRequest(BaseModel):

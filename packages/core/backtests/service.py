@@ -7,8 +7,6 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-import numpy as np
-
 from packages.core.backtests.repository import BacktestJobRepository
 from packages.core.backtests.results import (
     RESULTS,
@@ -19,6 +17,7 @@ from packages.core.backtests.results import (
     series,
     trade_rows,
 )
+from packages.core.backtests.runs import resolve_strategy_run
 from packages.core.backtests.schemas import (
     AnalysisOut,
     AnalysisView,
@@ -36,22 +35,16 @@ from packages.core.backtests.schemas import (
     TradePage,
     TradeSnapshotOut,
 )
-from packages.core.errors import Conflict, FieldError, NotFound, ValidationFailed
+from packages.core.errors import Conflict, NotFound
 from packages.core.idempotency import IdempotencyKey
 from packages.core.jobs.lifecycle import JobLifecycle
 from packages.core.jobs.schemas import CancelOut
 from packages.core.jobs.submit import ActiveCap, Submission, submit_job
-from packages.core.market_data.universe import resolve_universe, to_ns
 from packages.core.principal import Principal
 from packages.core.resources import Resources
-from packages.core.schemas import find_unstorable_text
-from packages.core.strategies.service import StrategyService
 from packages.core.uow import UnitOfWork
 from packages.domain.backtest.analytics import VIEWS
-from packages.domain.backtest.result import iso_times
 from packages.domain.backtest.snapshot_context import rebuild_trade_snapshot
-from packages.domain.strategy.canonical import document_hash
-from packages.domain.strategy.validation import validate_strategy
 from packages.infra.db.models import BacktestJob
 
 LIFECYCLE = JobLifecycle(BacktestJob)
@@ -142,8 +135,9 @@ class BacktestService:
         """Submit a job; returns it and whether it is new (False: the same key and body came before)."""
 
         async def build() -> BacktestJob:
-            document, strategy_version = await self._document(body)
-            job_request = await self._resolve(body, document)
+            job_request, strategy_version = await resolve_strategy_run(
+                self.uow, self.principal, self.settings, body
+            )
             return BacktestJob(
                 user_id=self.principal.user_id,
                 status="queued",
@@ -162,107 +156,6 @@ class BacktestService:
         )
         job, created = await submit_job(self.uow, self.repo, submission, body, idempotency_key, build)
         return self._out(job), created
-
-    async def _document(self, body: CreateBacktestRequest) -> tuple[dict[str, Any], int | None]:
-        if body.strategy_id is None:
-            assert body.document is not None
-            return body.document, None
-        try:
-            revision = await StrategyService(self.uow, self.principal).current_document(
-                body.strategy_id, body.version
-            )
-        except NotFound as exc:
-            pointer = "/version" if body.version is not None else "/strategy_id"
-            raise ValidationFailed(exc.detail, errors=[FieldError("not_found", pointer, exc.detail)]) from exc
-        return revision.document, revision.version
-
-    async def _resolve(self, body: CreateBacktestRequest, document: dict[str, Any]) -> JobRequest:
-        inline = body.document is not None
-
-        def pointer(inner: str) -> str:
-            # Problems in a saved strategy's document point at the strategy the request names.
-            return "/document" + inner if inline else "/strategy_id"
-
-        issues = validate_strategy(document)
-        if issues:
-            raise ValidationFailed(
-                f"The strategy document has {len(issues)} problem(s); fix each at its pointer.",
-                errors=[FieldError(i.code.value, pointer(i.pointer), i.message, i.hint) for i in issues],
-            )
-        # Checked after validation, which bounds the document's depth.
-        unstorable = find_unstorable_text(document)
-        if unstorable is not None:
-            raise ValidationFailed(
-                "The strategy document holds text that cannot be stored.",
-                errors=[FieldError(unstorable.code, pointer(unstorable.pointer), unstorable.message)],
-            )
-        market = str(document["universe"]["market"])
-        symbols = [str(s) for s in document["universe"]["symbols"]]
-        timeframe = str(document["timeframe"])
-        if len(symbols) > self.config.max_symbols:
-            raise ValidationFailed(
-                f"The universe has {len(symbols)} symbols; a backtest takes at most {self.config.max_symbols}.",
-                errors=[FieldError("too_many_symbols", pointer("/universe/symbols"), "use fewer symbols")],
-            )
-        source = await asyncio.to_thread(
-            resolve_universe,
-            self.settings,
-            self.principal.user_id,
-            market,
-            symbols,
-            timeframe,
-            symbol_pointer=lambda i: pointer(f"/universe/symbols/{i}"),
-            timeframe_pointer=pointer("/timeframe"),
-        )
-        if body.benchmark is not None:
-            await asyncio.to_thread(
-                resolve_universe,
-                self.settings,
-                self.principal.user_id,
-                market,
-                [body.benchmark],
-                timeframe,
-                symbol_pointer=lambda _: "/benchmark",
-                timeframe_pointer="/benchmark",
-            )
-        start_ns, end_ns = to_ns(body.start), to_ns(body.end)
-        estimate = source.estimated_cells(start_ns, end_ns)
-        if estimate == 0:
-            first, last = source.coverage()
-            raise ValidationFailed(
-                "The range holds no bars of the strategy's symbols.",
-                errors=[
-                    FieldError(
-                        "empty_range",
-                        "/start" if body.start is not None else "/end",
-                        f"stored data covers {_iso(first)} to {_iso(last)}",
-                    )
-                ],
-            )
-        if estimate > self.config.max_bars_per_job:
-            raise ValidationFailed(
-                f"The range holds about {estimate} bars x symbols; a backtest may simulate at most "
-                f"{self.config.max_bars_per_job}. Shorten the range or the universe.",
-                errors=[
-                    FieldError(
-                        "too_many_bars",
-                        "/start",
-                        f"about {estimate} bars x symbols, at most {self.config.max_bars_per_job}",
-                    )
-                ],
-            )
-        return JobRequest(
-            document=document,
-            document_hash=document_hash(document),
-            market=market,
-            symbols=symbols,
-            timeframe=timeframe,
-            start=body.start,
-            end=body.end,
-            assumptions=body.assumptions,
-            benchmark=body.benchmark,
-            estimated_bars=estimate,
-        )
 
     # --- following -------------------------------------------------------------------------------
 
@@ -426,10 +319,6 @@ class BacktestService:
 def _strategy_name(request: JobRequest) -> str | None:
     metadata = request.document.get("metadata")
     return str(metadata.get("name")) if isinstance(metadata, dict) and metadata.get("name") else None
-
-
-def _iso(ns: int | None) -> str:
-    return "?" if ns is None else iso_times(np.array([ns], dtype=np.int64))[0]
 
 
 def _snapshot_bars(raw: Mapping[str, Any]) -> list[SnapshotBar]:

@@ -76,6 +76,8 @@ class StressJob(_JobColumns, Base):
     )
     strategy_version: Mapped[int | None] = mapped_column(Integer)
     kind: Mapped[str] = mapped_column(String(32), nullable=False)
+    # The report's items (crisis windows, trials, points, folds), paged by GET /stress-tests/{id}/items.
+    items: Mapped[list[Any] | None] = mapped_column(JSONB)
     backtest_job_id: Mapped[uuid.UUID | None] = mapped_column(
         UUID(as_uuid=True), ForeignKey("backtest_jobs.id", ondelete="SET NULL")
     )

@@ -7,36 +7,16 @@ from __future__ import annotations
 import os
 import signal
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
 from sqlalchemy import select
 
 from packages.infra.db.models import StressJob
 from packages.infra.db.models.jobs import JobChild
-from packages.infra.queue.celery_app import celery_app
 from tests.support.fanout_jobs import KIND, LIFECYCLE, SumsJobs, SumsRequest, submit_sums, unsplit
 from tests.support.jobs import TERMINAL, poll
-from tests.support.stack import Stack, celery_worker_args, wait_until
 
 COMPARED = ("count", "sum", "sum_sq", "histogram")
-
-
-@pytest.fixture(scope="module")
-def second_cpu_worker(stack: Stack, celery_workers: dict[str, str]) -> Iterator[str]:
-    """Another CPU worker process on the stress queue, under its own node name."""
-    node = "cpu2@" + celery_workers["cpu"].split("@", 1)[1]
-    service = stack.spawn(
-        "worker-cpu2", celery_worker_args("cpu", ("stress",), node), {"MINSY_SERVICE": "worker_cpu"}
-    )
-
-    def answers() -> bool:
-        return any(node in reply for reply in celery_app.control.ping(timeout=0.5))
-
-    wait_until(answers, timeout=60, what="second CPU worker", process=service.process)
-    yield node
-    service.stop()
 
 
 async def _job(resources: Any, job_id: uuid.UUID) -> StressJob:
