@@ -44,6 +44,7 @@ from packages.core.principal import Principal
 from packages.core.resources import Resources
 from packages.core.uow import UnitOfWork
 from packages.domain.backtest.analytics import VIEWS
+from packages.domain.backtest.metrics import BENCHMARK_METRICS
 from packages.domain.backtest.snapshot_context import rebuild_trade_snapshot
 from packages.infra.db.models import BacktestJob
 
@@ -187,7 +188,7 @@ class BacktestService:
     async def get(self, job_id: uuid.UUID) -> BacktestDetail:
         job = await self.repo.get(job_id)
         out = self._out(job)
-        metrics = (job.summary or {}).get("metrics") if job.status == "succeeded" else None
+        metrics = _compared_metrics(job.summary) if job.status == "succeeded" and job.summary else None
         return BacktestDetail(**out.model_dump(), metrics=metrics)
 
     async def cancel(self, job_id: uuid.UUID) -> CancelOut:
@@ -314,6 +315,17 @@ class BacktestService:
             result_hash=job.result_hash,
             summary=compact_summary(job.summary) if job.status == "succeeded" and job.summary else None,
         )
+
+
+def _compared_metrics(summary: Mapping[str, Any]) -> dict[str, Any]:
+    """Every metric, with the benchmark ones measured against the benchmark the request named (the
+    engine measures them against the universe's own buy and hold, which stays the default)."""
+    metrics = dict(summary.get("metrics", {}))
+    benchmark = summary.get("benchmark")
+    if benchmark:
+        metrics.update({name: benchmark.get(name) for name in BENCHMARK_METRICS})
+    metrics["benchmark_symbol"] = benchmark["symbol"] if benchmark else None
+    return metrics
 
 
 def _strategy_name(request: JobRequest) -> str | None:

@@ -36,6 +36,17 @@ class JobCancelled(Exception):
     """Raised inside a computation when its job was cancelled."""
 
 
+class JobFailed(Exception):
+    """Raised by a kind's ``compute`` or ``store`` when its run completed but did not do its work
+    (say every chunk of a sync failed): the job ends ``failed`` with ``error`` and still keeps
+    ``values`` (the per-chunk report, say)."""
+
+    def __init__(self, error: dict[str, Any], values: dict[str, Any]) -> None:
+        super().__init__(error.get("message", "the job failed"))
+        self.error = error
+        self.values = values
+
+
 class JobControl:
     """What a running computation may do: report progress and notice cancellation."""
 
@@ -194,6 +205,11 @@ async def run_job(
         outcome, values = "succeeded", {**values, "progress": 1.0, "progress_message": "done"}
     except JobCancelled:
         outcome, values = "cancelled", {"progress_message": "cancelled"}
+    except JobFailed as exc:
+        outcome, values = (
+            "failed",
+            {**exc.values, "error": exc.error, "progress": 1.0, "progress_message": "done"},
+        )
     except Exception as exc:
         outcome, values = "failed", failure_values(exc, kind.name, job_id)
     async with resources.unit_of_work() as uow:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, delete, func, select
+from sqlalchemy import Select, delete, func, or_, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -77,6 +77,19 @@ def _symbols_keyset(market: str | None, text: str | None) -> Keyset[SymbolRow]:
     )
 
 
+# What an announcement of a dataset may change; the keys and timestamps are not among them.
+_CONTENT_COLUMNS = (
+    "user_id",
+    "asset_class",
+    "coverage_start",
+    "coverage_end",
+    "row_count",
+    "checksum",
+    "source",
+    "provenance",
+)
+
+
 class DatasetRepository:
     """The catalog: shared datasets (no owner) and private ones; reads take the caller's namespaces,
     so another user's private datasets are never part of a query."""
@@ -99,17 +112,25 @@ class DatasetRepository:
             "source": entry.source,
             "provenance": entry.provenance,
         }
-        statement = (
-            insert(MarketDataset)
-            .values(id=uuid.uuid4(), **values)
-            .on_conflict_do_update(
-                index_elements=["namespace", "market", "symbol", "timeframe"],
-                set_={**values, "updated_at": func.now()},
-            )
-            .returning(MarketDataset)
-            .execution_options(populate_existing=True)
+        statement = insert(MarketDataset).values(id=uuid.uuid4(), **values)
+        changed = [
+            getattr(MarketDataset, name).is_distinct_from(getattr(statement.excluded, name))
+            for name in _CONTENT_COLUMNS
+        ]
+        statement = statement.on_conflict_do_update(
+            index_elements=["namespace", "market", "symbol", "timeframe"],
+            set_={**values, "updated_at": func.now()},
+            # An entry announced again unchanged keeps its row as it is (updated_at included).
+            where=or_(*changed),
         )
-        row: MarketDataset = (await self.session.scalars(statement)).one()
+        row: MarketDataset | None = (
+            await self.session.scalars(
+                statement.returning(MarketDataset).execution_options(populate_existing=True)
+            )
+        ).one_or_none()
+        if row is None:
+            row = await self.get(entry.namespace, entry.market, entry.symbol, entry.timeframe)
+        assert row is not None
         return row
 
     async def remove(self, namespace: str, market: str, symbol: str, timeframe: str) -> None:

@@ -167,15 +167,11 @@ def _import_summary_fields(row: MarketDataImport) -> dict[str, Any]:
 
 
 def sync_job_status(row: MarketDataSyncJob) -> str:
-    """The status a caller reads: a job the worker completed is 'failed' when every chunk it tried
-    failed (or the provider was unreachable), 'partial' when some did."""
+    """The status a caller reads: the row's, except that a completed job some of whose chunks failed
+    reads 'partial' (one whose every attempted chunk failed ended 'failed' itself)."""
     if row.status != "succeeded":
         return row.status
-    outcome = (row.summary or {}).get("status")
-    chunks = row.chunks or []
-    failed = sum(1 for chunk in chunks if chunk.get("status") == "failed")
-    if outcome == "aborted" or (failed and failed == sum(1 for c in chunks if c.get("status") != "skipped")):
-        return "failed"
+    failed = any(chunk.get("status") == "failed" for chunk in row.chunks or [])
     return "partial" if failed else "succeeded"
 
 

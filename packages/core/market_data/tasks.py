@@ -15,7 +15,7 @@ from typing import Any
 from celery.signals import worker_ready
 
 from packages.core.errors import NotFound
-from packages.core.jobs.runner import JobCancelled, JobControl, JobKind
+from packages.core.jobs.runner import JobCancelled, JobControl, JobFailed, JobKind
 from packages.core.jobs.tasks import register_job_task, with_task_resources
 from packages.core.market_data.access import choose_provider, market_store
 from packages.core.market_data.catalog import PostgresCatalog
@@ -155,6 +155,8 @@ def _compute(inputs: SyncInputs, control: JobControl) -> SyncReport:
 
 
 def _store(report: SyncReport) -> dict[str, Any]:
+    """The per-chunk report; a sync whose every attempted chunk failed (or that was aborted) ends
+    ``failed``, one with some failed chunks ends ``succeeded`` and reads as ``partial``."""
     results = {result.chunk_id: result.to_dict() for result in report.results}
     not_attempted = f"not attempted: {report.aborted}" if report.aborted else "not attempted"
     chunks = [
@@ -165,7 +167,8 @@ def _store(report: SyncReport) -> dict[str, Any]:
         for chunk in report.plan.chunks
     ]
     failed = [chunk for chunk in chunks if chunk["status"] == "failed"]
-    return {
+    attempted = [chunk for chunk in chunks if chunk["status"] != "skipped"]
+    values = {
         "chunks": chunks,
         "rows_written": report.rows_written,
         "summary": {
@@ -175,13 +178,16 @@ def _store(report: SyncReport) -> dict[str, Any]:
             "chunks": len(chunks),
             "chunks_failed": len(failed),
         },
-        "error": None
-        if not failed
-        else {
-            "code": "chunks_failed",
-            "message": f"{len(failed)} of {len(chunks)} chunks failed; first error: {failed[0]['error']}",
-        },
     }
+    if not failed:
+        return {**values, "error": None}
+    error = {
+        "code": "chunks_failed",
+        "message": f"{len(failed)} of {len(chunks)} chunks failed; first error: {failed[0]['error']}",
+    }
+    if report.aborted or len(failed) == len(attempted):
+        raise JobFailed(error, values)
+    return {**values, "error": error}
 
 
 SYNC_JOB = JobKind[SyncInputs, SyncReport](

@@ -68,6 +68,10 @@ async def test_rest_backtest_completes_on_the_cpu_worker_and_every_view_renders(
     key = summary["key_metrics"]
     assert key["benchmark_symbol"] == "SPX"
     assert key["benchmark_return"] == pytest.approx(spx.close[-1] / spx.close[0] - 1, rel=1e-9)
+    # The full metrics say the same about the benchmark as the summary does.
+    assert metrics["benchmark_symbol"] == "SPX"
+    for name in ("benchmark_return", "alpha", "beta"):
+        assert metrics[name] == key[name], name
 
     # Trades: paginated, entries fill at the next bar's open plus 5 bp slippage (the defaults).
     first_page = (await api.get(f"/backtests/{job['id']}/trades?limit=2", headers=account.headers)).json()

@@ -59,3 +59,27 @@ async def test_sync_protocol_methods_round_trip_from_a_worker_thread(
         catalog.list_datasets()
     with pytest.raises(ValueError, match="unknown namespace"):
         await catalog.aupsert(entry("someone-else", symbol, 1))
+
+
+async def test_announcing_an_unchanged_dataset_leaves_its_row_alone(make_account: Any, api_app: Any) -> None:
+    from packages.core.market_data.repository import DatasetRepository
+
+    account = await make_account()
+    namespace = user_namespace(uuid.UUID(account.user_id))
+    symbol = f"SAME{uuid.uuid4().hex[:6].upper()}"
+    factory = api_app.state.resources.session_factory
+
+    async def announce(rows: int) -> Any:
+        async with factory() as session, session.begin():
+            row = await DatasetRepository(session).upsert(
+                entry(namespace, symbol, rows), uuid.UUID(account.user_id)
+            )
+            return row.updated_at, row.row_count
+
+    first = await announce(10)
+    await asyncio.sleep(0.05)
+    again = await announce(10)  # a sync that wrote nothing announces the same content
+    assert again == first
+    await asyncio.sleep(0.05)
+    changed = await announce(11)
+    assert changed[1] == 11 and changed[0] > first[0]

@@ -10,10 +10,12 @@ import httpx
 import numpy as np
 import pandas as pd
 import pytest
+from sqlalchemy import select
 
 from packages.core.errors import NotFound
 from packages.core.market_data.service import read_bars
 from packages.core.principal import Principal
+from packages.infra.db.models import MarketDataSyncJob
 from tests.packages.core.market_data.helpers import bars_frame, csv_bytes, get_bars, upload
 from tests.packages.core.market_data.recorded_providers import recorded_chart
 from tests.support.jobs import wait_for_status
@@ -239,9 +241,10 @@ async def test_sync_job_fills_a_planted_gap_from_recorded_responses(
 
 
 async def test_offline_sync_job_gives_a_clear_error_per_chunk(
-    api: httpx.AsyncClient, make_account: Any, market_data_ready: dict[str, Any]
+    api: httpx.AsyncClient, api_app: Any, make_account: Any, market_data_ready: dict[str, Any]
 ) -> None:
     account = await make_account()
+    before = (await api.get("/market-data/symbols/us_stocks/MSFT", headers=account.headers)).json()
     body = {
         "market": "us_stocks",
         "symbol": "MSFT",
@@ -258,6 +261,15 @@ async def test_offline_sync_job_gives_a_clear_error_per_chunk(
         for chunk in done["chunks"]
     )
     assert done["error"]["code"] == "chunks_failed"
+    # The job row itself ended failed (the worker's log says so too), and the shared dataset it
+    # would have filled is untouched.
+    async with api_app.state.resources.session_factory() as session:
+        row = await session.scalar(
+            select(MarketDataSyncJob).where(MarketDataSyncJob.id == uuid.UUID(done["id"]))
+        )
+    assert row is not None and row.status == "failed"
+    after = (await api.get("/market-data/symbols/us_stocks/MSFT", headers=account.headers)).json()
+    assert after["datasets"] == before["datasets"]
     no_provider = await api.post(
         "/market-data/sync-jobs",
         json={**body, "market": "forex", "symbol": "EURUSD", "timeframe": "5m"},
