@@ -47,9 +47,7 @@ VersionPath = Annotated[int, Path(ge=1, le=MAX_VERSION)]
 
 async def strategies(uow: UnitOfWork, principal: Principal, resources: Resources) -> StrategyService:
     """The service, checking symbols against the market data this caller can trade."""
-    return await StrategyService.open(
-        uow, principal, network_enabled=resources.settings.providers.network_enabled
-    )
+    return await StrategyService.open(uow, principal, resources)
 
 
 def draft_store(resources: Resources, principal: Principal) -> DraftStore:

@@ -70,9 +70,7 @@ def build(resources: Resources) -> MCPServer:
     server = new_domain_server(resources, "strategy", SUMMARY)
 
     async def _service(uow: UnitOfWork, principal: Principal) -> StrategyService:
-        return await StrategyService.open(
-            uow, principal, network_enabled=resources.settings.providers.network_enabled
-        )
+        return await StrategyService.open(uow, principal, resources)
 
     add_capabilities_tool(server, "strategy", SUMMARY)
 

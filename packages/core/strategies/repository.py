@@ -4,10 +4,19 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, exists, or_, select
+from sqlalchemy import and_, exists, select
 
+from packages.core.pagination import Keyset, Page
 from packages.core.repository import OwnedRepository
 from packages.infra.db.models import Deployment, Strategy, StrategyRevision
+
+# Strategies, most recently changed first; a row of a page is (strategy, outline).
+RECENTLY_CHANGED: Keyset[tuple[Strategy, dict[str, Any]]] = Keyset(
+    scope="strategies",
+    columns=(Strategy.updated_at, Strategy.id),
+    types=(datetime, uuid.UUID),
+    key_of=lambda row: (row[0].updated_at, row[0].id),
+)
 
 
 class StrategyRepository(OwnedRepository[Strategy]):
@@ -15,10 +24,11 @@ class StrategyRepository(OwnedRepository[Strategy]):
     noun = "strategy"
 
     async def page(
-        self, *, limit: int, after: tuple[datetime, uuid.UUID] | None, status: str | None
-    ) -> list[tuple[Strategy, dict[str, Any]]]:
-        """A page of strategies, each with the outline of its current document (its ``universe`` and
-        ``timeframe``), read in the same query: only those parts, not whole documents."""
+        self, *, limit: int, cursor: str | None, status: str | None
+    ) -> Page[tuple[Strategy, dict[str, Any]]]:
+        """A page of strategies, most recently changed first, each with the outline of its current
+        document (its ``universe`` and ``timeframe``), read in the same query: only those parts,
+        not whole documents."""
         document = StrategyRevision.document
         query = (
             self.base_query()
@@ -34,19 +44,14 @@ class StrategyRepository(OwnedRepository[Strategy]):
         )
         if status:
             query = query.where(Strategy.status == status)
-        if after is not None:
-            updated, last_id = after
-            query = query.where(
-                or_(
-                    Strategy.updated_at < updated, and_(Strategy.updated_at == updated, Strategy.id < last_id)
-                )
-            )
-        query = query.order_by(Strategy.updated_at.desc(), Strategy.id.desc()).limit(limit)
-        rows = await self.session.execute(query)
-        return [
-            (strategy, {"universe": universe, "timeframe": timeframe})
-            for strategy, universe, timeframe in rows
-        ]
+        rows = (await self.session.execute(RECENTLY_CHANGED.apply(query, cursor=cursor, limit=limit))).all()
+        return RECENTLY_CHANGED.page(
+            [
+                (strategy, {"universe": universe, "timeframe": timeframe})
+                for strategy, universe, timeframe in rows
+            ],
+            limit,
+        )
 
     async def revision(self, strategy_id: uuid.UUID, version: int) -> StrategyRevision | None:
         found: StrategyRevision | None = await self.session.scalar(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import logging
 import uuid
 from collections.abc import Callable
@@ -13,6 +12,7 @@ from packages.core.errors import Conflict, FieldError, NotFound, ValidationFaile
 from packages.core.market_data.access import visible_namespaces
 from packages.core.market_data.repository import DatasetRepository
 from packages.core.principal import Principal
+from packages.core.resources import Resources
 from packages.core.schemas import find_unstorable_text, refuse_unstorable_text
 from packages.core.strategies.drafts import DraftStore, UnreadableDraft
 from packages.core.strategies.repository import StrategyRepository
@@ -107,25 +107,6 @@ def _describe(document: dict[str, Any]) -> tuple[str, str | None, str | None, li
     )
 
 
-def _encode_cursor(strategy: Strategy) -> str:
-    raw = f"{strategy.updated_at.isoformat()}|{strategy.id}"
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        stamp, raw_id = base64.urlsafe_b64decode(padded.encode()).decode().split("|")
-        return datetime.fromisoformat(stamp), uuid.UUID(raw_id)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ValidationFailed(
-            "The cursor is not one this API issued.",
-            errors=[
-                FieldError("bad_cursor", "/query/cursor", "pass next_cursor from a previous page unchanged")
-            ],
-        ) from exc
-
-
 class StrategyService:
     def __init__(
         self, uow: UnitOfWork, principal: Principal, *, symbol_checker: SymbolChecker | None = None
@@ -136,7 +117,10 @@ class StrategyService:
         self.repo = StrategyRepository(uow.session, principal.user_id)
 
     @classmethod
-    async def open(cls, uow: UnitOfWork, principal: Principal, *, network_enabled: bool) -> StrategyService:
+    async def open(cls, uow: UnitOfWork, principal: Principal, resources: Resources) -> StrategyService:
+        """The service both front ends use: symbols checked against the market data this caller can
+        trade (any well-formed symbol when providers may reach the network)."""
+        network_enabled = resources.settings.providers.network_enabled
         return cls(
             uow,
             principal,
@@ -146,12 +130,10 @@ class StrategyService:
     # --- reading ---------------------------------------------------------------------------------
 
     async def page(self, *, limit: int, cursor: str | None, status: str | None) -> StrategyList:
-        after = _decode_cursor(cursor) if cursor else None
-        rows = await self.repo.page(limit=limit + 1, after=after, status=status)
-        page = rows[:limit]
+        page = await self.repo.page(limit=limit, cursor=cursor, status=status)
         return StrategyList(
-            items=[self._summary(strategy, outline) for strategy, outline in page],
-            next_cursor=_encode_cursor(page[-1][0]) if len(rows) > limit else None,
+            items=[self._summary(strategy, outline) for strategy, outline in page.rows],
+            next_cursor=page.next_cursor,
         )
 
     async def get(self, strategy_id: uuid.UUID) -> StrategyOut:
