@@ -137,6 +137,11 @@ class JobRequest(BaseModel):
     benchmark: str | None
     estimated_bars: int
 
+    @property
+    def strategy_name(self) -> str | None:
+        metadata = self.document.get("metadata")
+        return str(metadata["name"]) if isinstance(metadata, dict) and metadata.get("name") else None
+
 
 class BacktestCompact(BaseModel):
     """The part of a result worth reading first."""
@@ -159,7 +164,9 @@ class BacktestCompact(BaseModel):
     )
 
 
-class BacktestOut(BaseModel):
+class StrategyJobOut(BaseModel):
+    """What every job that runs a strategy (a backtest, each stress test) shows of itself."""
+
     id: uuid.UUID
     status: JobStatus
     progress: float
@@ -176,6 +183,31 @@ class BacktestOut(BaseModel):
     market: str
     symbols: list[str]
     timeframe: str
+
+    @classmethod
+    def fields_of(cls, job: Any, request: JobRequest) -> dict[str, Any]:
+        """These fields of a job row (any table with the job columns) and its resolved request."""
+        return {
+            "id": job.id,
+            "status": job.status,
+            "progress": job.progress,
+            "progress_message": job.progress_message,
+            "attempts": job.attempts,
+            "cancel_requested": job.cancel_requested,
+            "error": job.error,
+            "created_at": job.created_at,
+            "started_at": job.started_at,
+            "finished_at": job.finished_at,
+            "strategy_id": job.strategy_id,
+            "strategy_version": job.strategy_version,
+            "strategy_name": request.strategy_name,
+            "market": request.market,
+            "symbols": request.symbols,
+            "timeframe": request.timeframe,
+        }
+
+
+class BacktestOut(StrategyJobOut):
     start: datetime | None
     end: datetime | None
     assumptions: dict[str, Any] = Field(description="The execution assumptions the job runs with.")

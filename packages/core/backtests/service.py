@@ -175,7 +175,7 @@ class BacktestService:
                     finished_at=job.finished_at,
                     strategy_id=job.strategy_id,
                     strategy_version=job.strategy_version,
-                    strategy_name=_strategy_name(request),
+                    strategy_name=request.strategy_name,
                     market=request.market,
                     symbols=request.symbols,
                     timeframe=request.timeframe,
@@ -292,22 +292,7 @@ class BacktestService:
     def _out(self, job: BacktestJob) -> BacktestOut:
         request = _job_request(job)
         return BacktestOut(
-            id=job.id,
-            status=job.status,
-            progress=job.progress,
-            progress_message=job.progress_message,
-            attempts=job.attempts,
-            cancel_requested=job.cancel_requested,
-            error=job.error,
-            created_at=job.created_at,
-            started_at=job.started_at,
-            finished_at=job.finished_at,
-            strategy_id=job.strategy_id,
-            strategy_version=job.strategy_version,
-            strategy_name=_strategy_name(request),
-            market=request.market,
-            symbols=request.symbols,
-            timeframe=request.timeframe,
+            **BacktestOut.fields_of(job, request),
             start=request.start,
             end=request.end,
             assumptions=request.assumptions.model_dump(mode="json"),
@@ -326,11 +311,6 @@ def _compared_metrics(summary: Mapping[str, Any]) -> dict[str, Any]:
         metrics.update({name: benchmark.get(name) for name in BENCHMARK_METRICS})
     metrics["benchmark_symbol"] = benchmark["symbol"] if benchmark else None
     return metrics
-
-
-def _strategy_name(request: JobRequest) -> str | None:
-    metadata = request.document.get("metadata")
-    return str(metadata.get("name")) if isinstance(metadata, dict) and metadata.get("name") else None
 
 
 def _snapshot_bars(raw: Mapping[str, Any]) -> list[SnapshotBar]:

@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal, Self, get_args
 
 from pydantic import BaseModel, Field, model_validator
 
-from packages.core.backtests.schemas import StrategyRunRequest
+from packages.core.backtests.schemas import StrategyJobOut, StrategyRunRequest
 from packages.core.jobs.schemas import JobStatus
 from packages.core.schemas import StrictModel
 
@@ -169,26 +169,10 @@ REQUEST_MODELS: dict[StressKind, type[StrategyRunRequest]] = {
 }
 
 
-class StressOut(BaseModel):
+class StressOut(StrategyJobOut):
     """A stress test: where its job stands and, once it succeeded, its summary."""
 
-    id: uuid.UUID
     kind: StressKind
-    status: JobStatus
-    progress: float
-    progress_message: str | None
-    attempts: int
-    cancel_requested: bool
-    error: dict[str, Any] | None
-    created_at: datetime
-    started_at: datetime | None
-    finished_at: datetime | None
-    strategy_id: uuid.UUID | None
-    strategy_version: int | None
-    strategy_name: str | None
-    market: str
-    symbols: list[str]
-    timeframe: str
     parameters: dict[str, Any] = Field(description="The method's own inputs as submitted.")
     description: str | None = Field(description="The result in plain words, once succeeded.")
     summary: dict[str, Any] | None = Field(

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from typing import Any
 
 from packages.core.backtests.runs import resolve_strategy_run
 from packages.core.backtests.schemas import JobRequest, StrategyRunRequest
@@ -98,7 +97,7 @@ class StressService:
                     created_at=job.created_at,
                     finished_at=job.finished_at,
                     strategy_id=job.strategy_id,
-                    strategy_name=_strategy_name(job),
+                    strategy_name=JobRequest.model_validate(job.request["run"]).strategy_name,
                     description=(job.summary or {}).get("description") if job.status == "succeeded" else None,
                 )
                 for job in page.rows
@@ -152,30 +151,10 @@ class StressService:
         summary = dict(job.summary or {}) if succeeded else None
         description = summary.pop("description", None) if summary is not None else None
         return StressOut(
-            id=job.id,
+            **StressOut.fields_of(job, run),
             kind=job.kind,
-            status=job.status,
-            progress=job.progress,
-            progress_message=job.progress_message,
-            attempts=job.attempts,
-            cancel_requested=job.cancel_requested,
-            error=job.error,
-            created_at=job.created_at,
-            started_at=job.started_at,
-            finished_at=job.finished_at,
-            strategy_id=job.strategy_id,
-            strategy_version=job.strategy_version,
-            strategy_name=_strategy_name(job),
-            market=run.market,
-            symbols=run.symbols,
-            timeframe=run.timeframe,
             parameters=dict(job.request.get("parameters", {})),
             description=description,
             summary=summary,
             items=await self.repo.items_count(job.id) if succeeded else None,
         )
-
-
-def _strategy_name(job: StressJob) -> str | None:
-    metadata: Any = job.request.get("run", {}).get("document", {}).get("metadata")
-    return str(metadata["name"]) if isinstance(metadata, dict) and metadata.get("name") else None
