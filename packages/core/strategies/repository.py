@@ -82,8 +82,15 @@ class StrategyRepository(OwnedRepository[Strategy]):
         await self.session.refresh(strategy, attribute_names=["updated_at"])
 
     async def used_by_deployment(self, strategy_id: uuid.UUID) -> bool:
+        """Whether a deployment that has not stopped runs this strategy (stopped ones keep their copy)."""
         found = await self.session.scalar(
-            select(exists().where(Deployment.strategy_id == strategy_id, Deployment.user_id == self.owner_id))
+            select(
+                exists().where(
+                    Deployment.strategy_id == strategy_id,
+                    Deployment.user_id == self.owner_id,
+                    Deployment.status != "stopped",
+                )
+            )
         )
         return bool(found)
 

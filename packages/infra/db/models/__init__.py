@@ -6,25 +6,36 @@ from packages.infra.db.models.market_data import MarketDataImport, MarketDataset
 from packages.infra.db.models.outbox import OutboxMessage
 from packages.infra.db.models.strategies import Strategy, StrategyRevision
 from packages.infra.db.models.trading import (
+    AuditRecord,
     BrokerAccount,
+    Confirmation,
     Deployment,
-    DeploymentRun,
+    DeploymentEvent,
+    DeploymentTransition,
     Fill,
+    KillSwitch,
+    LedgerEntry,
     Order,
     PnlSnapshot,
     Position,
+    RiskDecision,
     SignalEvent,
 )
 from packages.infra.db.models.users import RefreshToken, User, UserProfile
 
 __all__ = [
+    "AuditRecord",
     "BacktestJob",
     "BrokerAccount",
     "ChatSession",
+    "Confirmation",
     "Deployment",
-    "DeploymentRun",
+    "DeploymentEvent",
+    "DeploymentTransition",
     "Fill",
     "JobChild",
+    "KillSwitch",
+    "LedgerEntry",
     "MarketDataImport",
     "MarketDataSyncJob",
     "MarketDataset",
@@ -35,6 +46,7 @@ __all__ = [
     "PnlSnapshot",
     "Position",
     "RefreshToken",
+    "RiskDecision",
     "SignalEvent",
     "Strategy",
     "StrategyRevision",

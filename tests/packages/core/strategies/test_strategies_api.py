@@ -190,15 +190,29 @@ async def test_delete_refused_while_deployed(api: httpx.AsyncClient, make_accoun
     sid = (await _create(api, account))["id"]
     user_id = uuid.UUID(account.user_id)
     async with api_app.state.resources.unit_of_work() as uow:
-        broker = BrokerAccount(user_id=user_id, provider="sandbox", name="paper")
+        broker = BrokerAccount(user_id=user_id, kind="paper", provider="simulated", name="paper")
         uow.session.add(broker)
         await uow.session.flush()
-        uow.session.add(
-            Deployment(
-                user_id=user_id, strategy_id=uuid.UUID(sid), strategy_version=1, broker_account_id=broker.id
-            )
+        deployment = Deployment(
+            user_id=user_id,
+            strategy_id=uuid.UUID(sid),
+            strategy_version=1,
+            document=_doc(),
+            account_id=broker.id,
+            name="running",
+            market="us_stocks",
+            symbols=["MSFT"],
+            timeframe="1d",
+            capital=10_000,
         )
+        uow.session.add(deployment)
     assert (await api.delete(f"/strategies/{sid}", headers=account.headers)).status_code == 409
+    async with api_app.state.resources.unit_of_work() as uow:
+        stopped = await uow.session.get(Deployment, deployment.id)
+        assert stopped is not None
+        stopped.status = "stopped"
+    # A stopped deployment keeps its own copy of the document: the strategy may go.
+    assert (await api.delete(f"/strategies/{sid}", headers=account.headers)).status_code == 204
     other = (await _create(api, account))["id"]
     assert (await api.delete(f"/strategies/{other}", headers=account.headers)).status_code == 204
     assert (await api.get(f"/strategies/{other}", headers=account.headers)).status_code == 404
