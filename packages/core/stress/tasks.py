@@ -66,10 +66,10 @@ async def load(resources: Resources, job_id: uuid.UUID) -> StressInputs:
 
 
 @contextlib.contextmanager
-def domain_refusals(prefix: str = "") -> Iterator[None]:
+def domain_refusals() -> Iterator[None]:
     """The domain's refusals as the job's error, pointing into the request."""
     try:
-        with specs.refused(prefix):
+        with specs.refused():
             yield
     except BacktestInputError as exc:
         raise refused_inputs(exc) from exc
@@ -91,7 +91,7 @@ def _kind(
     merge: Callable[[StressInputs, list[Any]], Mapping[str, Any]],
 ) -> FanOutJobKind[StressInputs, Any, Mapping[str, Any]]:
     def guarded_plan(inputs: StressInputs) -> Sequence[Mapping[str, Any]]:
-        with domain_refusals("/optimisation" if name == "walk_forward" else ""):
+        with domain_refusals():
             return plan(inputs)
 
     def guarded_part(inputs: StressInputs, spec: dict[str, Any], control: JobControl) -> Any:

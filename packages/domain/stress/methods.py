@@ -127,16 +127,13 @@ def crisis_part(
             "benchmark_return": None,
             "passed": None,
         }
-    run = context.backtester.run(
-        first_row=first, stop_row=stop, benchmark=_cut(context.benchmark, index.shape[0])
-    )
+    benchmark = _cut(context.benchmark, index.shape[0])
+    run = context.backtester.run(first_row=first, stop_row=stop, benchmark=benchmark)
     metrics = run.result.metrics
     total = _finite_or_none(metrics.get("total_return")) or 0.0
     drawdown = _finite_or_none(metrics.get("max_drawdown")) or 0.0
-    if context.benchmark is not None:
-        benchmark_return = crisis.buy_and_hold_return(context.benchmark.close[first:stop])
-    else:
-        benchmark_return = crisis.buy_and_hold_return(context.backtester.bars.close[first:stop])
+    benchmark_close = benchmark.close if benchmark is not None else context.backtester.bars.close
+    benchmark_return = crisis.buy_and_hold_return(benchmark_close[first:stop])
     return {
         **outcome,
         "data_start": str(np.datetime_as_string(np.int64(index[first]).astype("datetime64[ns]"), unit="D")),
@@ -257,8 +254,17 @@ def sensitivity_merge(
     parts: Sequence[Mapping[str, Any]],
     results: Sequence[Sequence[dict[str, Any] | None]],
 ) -> dict[str, Any]:
-    rows = [point for part in parts for point in part["points"]]
-    metrics = [m for result in results for m in result]
+    # Back in plan order (the base point first) whatever order the parts come in.
+    measured = sorted(
+        (
+            (row, metric)
+            for part, result in zip(parts, results, strict=True)
+            for row, metric in zip(part["points"], result, strict=True)
+        ),
+        key=lambda pair: int(pair[0]["position"]),
+    )
+    rows = [row for row, _ in measured]
+    metrics = [metric for _, metric in measured]
     points = [
         sensitivity.ScanPoint(
             r["kind"],
@@ -334,7 +340,11 @@ def optimisation_merge(
 
 # ------------------------------------------------------------------------------------ walk-forward
 def walk_forward_plan(context: StressContext, spec: walk_forward.WalkForwardSpec) -> list[dict[str, Any]]:
-    optimisation.check_space(context.space, spec.optimisation)
+    """The folds; a refusal's pointer is into the walk-forward request (its search under ``/optimisation``)."""
+    try:
+        optimisation.check_space(context.space, spec.optimisation)
+    except StressInputError as exc:
+        raise StressInputError(exc.code, "/optimisation" + exc.pointer, exc.message) from exc
     if spec.optimisation.method == "grid":
         size = optimisation.grid_size(context.space, spec.optimisation)
         if size > spec.optimisation.budget:

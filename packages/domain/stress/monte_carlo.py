@@ -8,7 +8,8 @@ Four methods resample what a backtest produced:
   none is given, the length Politis and White's method picks for the series (``arch``); keeps
   volatility clusters and trends shorter than a block.
 - ``trade_shuffle``: the closed trades' returns on equity in a random order. The final return is
-  the backtest's in every trial; drawdowns and the path are what change.
+  the same in every trial (the backtest's, for a strategy that holds one position at a time);
+  drawdowns and the path are what change.
 - ``trade_resample``: as many trades as the backtest closed, drawn with replacement.
 
 A trial compounds its draws from an equity of 1. Per trial: the final return, the max drawdown
@@ -33,6 +34,7 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
+from packages.domain.backtest import codes as c
 from packages.domain.backtest.result import BacktestResult
 from packages.domain.stress import _monte_carlo_kernel as kernel
 from packages.domain.stress.errors import StressInputError
@@ -50,6 +52,8 @@ TRADE_METHODS = frozenset({"trade_shuffle", "trade_resample"})
 FAN_QUANTILES = (5, 25, 50, 75, 95)
 SUMMARY_PERCENTILES = (1, 5, 10, 25, 50, 75, 90, 95, 99)
 _SECONDS_PER_YEAR = 365.25 * 86_400
+# Final returns this close (relative to the final equity) are the same outcome rounded differently.
+_TIE_TOLERANCE = 1e-9
 
 
 @dataclass(frozen=True)
@@ -57,7 +61,8 @@ class MonteCarloSource:
     """What the trials draw from, taken from one backtest result."""
 
     bar_returns: FloatArray
-    trade_returns: FloatArray  # each closed trade's pnl over the equity before its entry
+    # Each closed trade's pnl over the realised equity before its entry, in entry order.
+    trade_returns: FloatArray
     periods_per_year: float
     trades_per_year: float
     risk_free_rate: float
@@ -68,30 +73,52 @@ class MonteCarloSource:
     @classmethod
     def from_result(cls, result: BacktestResult) -> MonteCarloSource:
         equity = result.equity
-        previous = np.concatenate(([result.assumptions.initial_cash], equity[:-1]))
+        initial = result.assumptions.initial_cash
+        previous = np.concatenate(([initial], equity[:-1]))
         bar_returns = equity / previous - 1.0
-        columns = result.trade_columns()
-        closed = ~columns["is_open"]
-        entry_bars = columns["entry_bar"][closed]
-        before_entry = np.where(
-            entry_bars > 0, equity[np.maximum(entry_bars - 1, 0)], result.assumptions.initial_cash
-        )
-        trade_returns = columns["pnl"][closed] / before_entry
+        trade_returns = _trade_returns_on_realised_equity(result)
         span_s = (float(result.index[-1] - result.index[0]) / 1e9) if result.index.shape[0] > 1 else 0.0
         years = max(span_s / _SECONDS_PER_YEAR, 1.0 / result.periods_per_year)
         sharpe = result.metrics.get("sharpe")
         return cls(
             bar_returns=np.ascontiguousarray(bar_returns, dtype=np.float64),
-            trade_returns=np.ascontiguousarray(trade_returns, dtype=np.float64),
+            trade_returns=trade_returns,
             periods_per_year=float(result.periods_per_year),
             trades_per_year=float(trade_returns.shape[0]) / years,
             risk_free_rate=float(result.assumptions.risk_free_rate),
-            total_return=float(equity[-1] / result.assumptions.initial_cash - 1.0)
-            if equity.shape[0]
-            else 0.0,
+            total_return=float(equity[-1] / initial - 1.0) if equity.shape[0] else 0.0,
             max_drawdown=float(result.drawdown.min()) if result.drawdown.shape[0] else 0.0,
             sharpe=float(sharpe) if isinstance(sharpe, int | float) and math.isfinite(sharpe) else None,
         )
+
+
+def _trade_returns_on_realised_equity(result: BacktestResult) -> FloatArray:
+    """Each closed trade's pnl over the realised equity just before its entry fill, in entry order.
+
+    Realised equity is the initial cash plus the pnl of every trade whose exit order came before
+    the entry order (orders are recorded in the order they were filled, and an exit at the same
+    open as an entry is filled first). A strategy that holds one position at a time (a flip from
+    long to short included) is flat at every entry, so its trade returns compound exactly to the
+    backtest's total return; the equity marked at the previous close would count the last bar of
+    a flipped position's move twice.
+    """
+    trades = result.trades
+    closed = trades[:, c.T_IS_OPEN] != 1.0
+    orders = result.orders
+    sequence = np.arange(orders.shape[0])
+    is_entry = orders[:, c.O_REASON] == c.REASON_ENTRY
+    entry_order = dict(zip(orders[is_entry, c.O_TRADE].astype(np.int64), sequence[is_entry], strict=True))
+    exit_order = dict(zip(orders[~is_entry, c.O_TRADE].astype(np.int64), sequence[~is_entry], strict=True))
+    ids = trades[closed, c.T_ID].astype(np.int64)
+    pnl = trades[closed, c.T_PNL]
+    entries = np.array([entry_order[i] for i in ids], dtype=np.int64)
+    exits = np.array([exit_order[i] for i in ids], dtype=np.int64)
+    by_exit = np.argsort(exits, kind="stable")
+    realised = np.concatenate(([0.0], np.cumsum(pnl[by_exit])))
+    closed_before = np.searchsorted(exits[by_exit], entries, side="left")
+    base = result.assumptions.initial_cash + realised[closed_before]
+    in_entry_order = np.argsort(entries, kind="stable")
+    return np.ascontiguousarray((pnl / base)[in_entry_order], dtype=np.float64)
 
 
 @dataclass(frozen=True)
@@ -208,6 +235,19 @@ def _distribution(values: FloatArray, confidence: float) -> dict[str, Any]:
     }
 
 
+def _percentile_rank(values: FloatArray, value: float) -> float:
+    """Where ``value`` sits among ``values``, 0..100, ties counted half (the mid rank).
+
+    Trials that compound the same returns in another order end at ``value`` up to rounding (a
+    trade shuffle always does): counted as ties they put the backtest at the 50th percentile,
+    not wherever the last bits of rounding fall.
+    """
+    tolerance = _TIE_TOLERANCE * max(1.0, abs(1.0 + value))
+    below = np.count_nonzero(values < value - tolerance)
+    tied = np.count_nonzero(np.abs(values - value) <= tolerance)
+    return float((below + 0.5 * tied) / values.shape[0] * 100.0)
+
+
 def merge_chunks(
     source: MonteCarloSource, spec: MonteCarloSpec, plan: TrialPlan, chunks: list[TrialChunk]
 ) -> dict[str, Any]:
@@ -244,7 +284,7 @@ def merge_chunks(
             "total_return": source.total_return,
             "max_drawdown": source.max_drawdown,
             "sharpe": source.sharpe,
-            "total_return_percentile": float(np.mean(finals <= source.total_return) * 100.0),
+            "total_return_percentile": _percentile_rank(finals, source.total_return),
         },
     }
 

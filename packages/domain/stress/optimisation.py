@@ -26,7 +26,7 @@ from typing import Any, Literal
 import numpy as np
 
 from packages.domain.strategy.errors import StrategyValidationError
-from packages.domain.strategy.pointers import split_pointer
+from packages.domain.strategy.pointers import join_pointer, split_pointer
 from packages.domain.strategy.tunables import ParameterError, ParameterSpace
 from packages.domain.stress.errors import StressInputError
 
@@ -113,6 +113,14 @@ def check_space(space: ParameterSpace, spec: OptimisationSpec) -> None:
             )
         if not dimension.low < dimension.high:
             raise StressInputError("empty_range", f"{where}/high", "high must be above low.")
+        if parameter.value_type == "int" and math.ceil(dimension.low) > math.floor(dimension.high):
+            raise StressInputError(
+                "empty_range",
+                f"{where}/high",
+                f"{parameter.label} takes whole numbers and none lies from {dimension.low} to {dimension.high}.",
+            )
+        if dimension.step is not None and not dimension.step > 0:
+            raise StressInputError("bad_step", f"{where}/step", "step must be above zero.")
         if not (parameter.accepts(dimension.low) and parameter.accepts(dimension.high)):
             raise StressInputError(
                 "out_of_bounds",
@@ -135,8 +143,11 @@ def _values(space: ParameterSpace, dimension: Dimension, points: int) -> list[fl
         raw = [dimension.low + i * dimension.step for i in range(count)]
     else:
         raw = list(np.linspace(dimension.low, dimension.high, points))
-    values = sorted({float(round(v)) if integer else round(float(v), 12) for v in raw})
-    return values
+    if integer:
+        # Whole numbers inside [low, high], as random and tpe draw them.
+        lowest, highest = math.ceil(dimension.low), math.floor(dimension.high)
+        return sorted({float(min(max(round(v), lowest), highest)) for v in raw})
+    return sorted({round(float(v), 12) for v in raw})
 
 
 def grid_size(space: ParameterSpace, spec: OptimisationSpec) -> int:
@@ -268,9 +279,14 @@ def best_trial(trials: Sequence[Mapping[str, Any]], objectives: Sequence[Objecti
 def parameter_patch(
     document: Mapping[str, Any], values: Mapping[str, float], space: ParameterSpace
 ) -> list[dict[str, Any]]:
-    """RFC 6902 operations that set ``values`` in ``document`` (an indicator default the document
-    leaves out is added, with its ``params`` object when that is missing too)."""
+    """RFC 6902 operations that set ``values`` in ``document``.
+
+    An indicator default the document leaves out is added. When its ``params`` object is missing
+    too, one operation adds the object holding every value that goes in it: an ``add`` of the
+    object per value would replace the object, keeping only the last value.
+    """
     operations: list[dict[str, Any]] = []
+    created: dict[str, dict[str, Any]] = {}  # path of a container the patch adds -> its value
     for pointer, value in values.items():
         typed: float | int = int(value) if space.parameters[pointer].value_type == "int" else float(value)
         tokens = split_pointer(pointer)
@@ -284,13 +300,17 @@ def parameter_patch(
             else:
                 missing_at = depth
                 break
-        if missing_at is not None:
-            container = "/" + "/".join(
-                t.replace("~", "~0").replace("/", "~1") for t in tokens[: missing_at + 1]
-            )
-            operations.append({"op": "add", "path": container, "value": {tokens[-1]: typed}})
-        else:
+        if missing_at is None:
             operations.append({"op": "add", "path": pointer, "value": typed})
+            continue
+        container = join_pointer("", *tokens[: missing_at + 1])
+        if container not in created:
+            created[container] = {}
+            operations.append({"op": "add", "path": container, "value": created[container]})
+        inner = created[container]
+        for token in tokens[missing_at + 1 : -1]:
+            inner = inner.setdefault(token, {})
+        inner[tokens[-1]] = typed
     return operations
 
 

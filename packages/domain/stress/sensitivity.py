@@ -2,8 +2,10 @@
 
 Each chosen tunable parameter (all of them by default) is moved by up to ``span`` of its value
 (0.2 = ±20%) in ``steps`` steps on each side, the others kept as written; integer parameters are
-rounded and every value is kept inside the parameter's bounds (a value of 0 moves by ``span`` in
-absolute terms). Each pair in ``pairs`` is also scanned on the grid of both parameters' values (a
+rounded to the nearest whole number (halves to even, which keeps the two sides symmetric about a
+whole base value), every value is kept inside the parameter's bounds (a value an exclusive bound
+would refuse is dropped) and values that coincide are scanned once (a value of 0 moves by ``span``
+in absolute terms). Each pair in ``pairs`` is also scanned on the grid of both parameters' values (a
 heatmap). Every point is one run of the engine's batch (sweep) mode over the same bars.
 
 A point whose values break a rule of the language together (say a fast period no longer below the
@@ -72,7 +74,9 @@ def _moved_values(parameter: TunableParameter, span: float, steps: int) -> list[
         if parameter.value_type == "int":
             value = float(round(value))
         value = min(max(value, parameter.minimum), parameter.maximum)
-        if parameter.exclusive_minimum and value <= parameter.minimum:
+        if (parameter.exclusive_minimum and value <= parameter.minimum) or (
+            parameter.exclusive_maximum and value >= parameter.maximum
+        ):
             continue
         if value != base and value not in values:
             values.append(value)
@@ -96,6 +100,12 @@ def plan_scan(space: ParameterSpace, spec: SensitivitySpec) -> list[ScanPoint]:
                 raise StressInputError(
                     "unknown_parameter", f"/pairs/{index}/{side}", f"{pointer} is not a tunable parameter."
                 )
+        if pair[0] == pair[1]:
+            raise StressInputError(
+                "same_parameter", f"/pairs/{index}/1", "A heatmap needs two different parameters."
+            )
+    if spec.metric not in RESPONSE_METRICS:
+        raise StressInputError("unknown_metric", "/metric", f"choose one of {', '.join(RESPONSE_METRICS)}")
     if not chosen:
         raise StressInputError(
             "no_parameters", "/parameters", "The strategy has no tunable parameters to scan."
@@ -165,7 +175,9 @@ def analyse(
     ``metrics[i]`` belongs to ``points[i]`` (None for a point that was not run).
     """
     base = {name: _number(metrics[0].get(name)) for name in RESPONSE_METRICS} if metrics[0] else {}
-    curves: dict[str, list[dict[str, Any]]] = {}
+    # Every chosen parameter is reported, also one whose span moves it to no other value.
+    chosen = spec.parameters if spec.parameters is not None else tuple(space.parameters)
+    curves: dict[str, list[dict[str, Any]]] = {pointer: [] for pointer in chosen}
     for point, measured in zip(points, metrics, strict=True):
         if point.kind != "line" or point.parameter is None:
             continue

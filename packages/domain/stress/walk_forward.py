@@ -73,12 +73,15 @@ class Fold:
 def plan_folds(first_row: int, end_row: int, spec: WalkForwardSpec) -> list[Fold]:
     """The folds over rows [first_row, end_row) (rows before ``first_row`` are warm-up history).
 
-    Without explicit lengths, out-of-sample windows get ``n / (folds + 4)`` bars and rolling
-    in-sample windows four times that; anchored ones start at ``first_row``.
+    Without explicit lengths, out-of-sample windows get ``(n - purge_bars) / (folds + 4)`` bars
+    (rounded down) and rolling in-sample windows four times that; anchored ones start at
+    ``first_row`` and the first one takes every bar the out-of-sample windows and the purge leave.
     """
     n = end_row - first_row
     purge = spec.purge_bars
-    oos = spec.out_of_sample_bars or n // (spec.folds + 4)
+    if spec.folds < 1:
+        raise StressInputError("no_folds", "/folds", "Ask for at least one fold.")
+    oos = spec.out_of_sample_bars or (n - purge) // (spec.folds + 4)
     in_sample = spec.in_sample_bars or (n - purge - spec.folds * oos if spec.mode == "anchored" else 4 * oos)
     needed = in_sample + purge + spec.folds * oos
     if oos < MIN_WINDOW_BARS or in_sample < MIN_WINDOW_BARS or needed > n:

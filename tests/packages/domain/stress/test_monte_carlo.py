@@ -48,8 +48,11 @@ NOISE = np.random.default_rng(7).normal(0.0005, 0.01, 1_000)
 def test_any_chunking_gives_the_trials_of_one_run(method: str) -> None:
     source = _source(NOISE)
     spec = MonteCarloSpec(
-        method=method, trials=300, seed=11, block_length=5 if method == "block_bootstrap" else None
-    )  # type: ignore[arg-type]
+        method=method,  # type: ignore[arg-type]
+        trials=300,
+        seed=11,
+        block_length=5 if method == "block_bootstrap" else None,
+    )
     whole = _run(source, spec)
     assert _run(source, spec, chunk=7) == whole
     assert _run(source, spec, chunk=299) == whole
