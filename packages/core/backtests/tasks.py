@@ -38,6 +38,7 @@ from packages.domain.backtest.pipeline import (
     BENCHMARK_POINTER,
     RANGE_POINTER,
     SYMBOLS_POINTER,
+    Backtester,
     BacktestInputError,
     BacktestInputs,
     Benchmark,
@@ -53,6 +54,8 @@ from packages.domain.strategy.examples import example_slugs, get_example
 from packages.domain.strategy.indicators import list_indicators
 from packages.domain.strategy.limits import DEFAULT_LIMITS
 from packages.domain.strategy.vocabulary import DSL_VERSION
+from packages.domain.stress.methods import StressContext, monte_carlo_part, monte_carlo_plan
+from packages.domain.stress.monte_carlo import MonteCarloSpec
 from packages.infra.market_data.packaged_data import load_packaged_datasets
 from packages.shared_settings import Settings, get_settings
 
@@ -278,9 +281,24 @@ def warm_up(settings: Settings) -> float:
             for market in markets:
                 scratch_store.write(market, dataset.symbol, dataset.timeframe, dataset.bars)
                 available.add((market.value, dataset.symbol))
-        for job in _warm_up_jobs(available):
+        jobs = _warm_up_jobs(available)
+        for job in jobs:
             compute(job_inputs(scratch, _WARM_UP_USER, job.request()), JobControl())
+        if jobs:
+            _warm_up_stress(job_inputs(scratch, _WARM_UP_USER, jobs[0].request()))
     return time.perf_counter() - started
+
+
+def _warm_up_stress(inputs: BacktestInputs) -> None:
+    """The stress tests' own kernels too (the CPU worker runs their parts): Monte Carlo trials and
+    the batch (sweep) mode every scan, optimisation and walk-forward fold uses."""
+    context = StressContext(
+        Backtester(inputs.strategy, inputs.bars, inputs.assumptions), inputs.first_row, inputs.bars.n_bars
+    )
+    spec = MonteCarloSpec(method="block_bootstrap", trials=20, seed=0, block_length=5)
+    for part in monte_carlo_plan(context, spec, chunk_size=20):
+        monte_carlo_part(context, spec, part)
+    context.sweep_metrics([{}, {}], context.first_row, context.stop_row)
 
 
 @signals.worker_init.connect

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import numpy.typing as npt
-from numba import njit, prange
+from numba import njit
 
 METHOD_IID = 0
 METHOD_BLOCK = 1
@@ -44,7 +44,9 @@ def _trial_state(seed: np.uint64, trial: np.int64) -> np.uint64:
     return mixed
 
 
-@njit(cache=True, parallel=True)
+# Serial on purpose: trials spread over worker processes as job parts, and a CPU worker's parent
+# (which forks the pool) must never start numba's OpenMP threads: a fork after them aborts the child.
+@njit(cache=True)
 def run_trials(
     method: int,
     returns: npt.NDArray[np.float64],
@@ -77,7 +79,7 @@ def run_trials(
     lowest = np.empty(n_trials)
     paths = np.empty((n_trials, sample_steps.shape[0]))
     annualise = np.sqrt(periods_per_year)
-    for t in prange(n_trials):
+    for t in range(n_trials):
         state = _trial_state(seed, np.int64(first_trial + t))
         order = np.empty(n, dtype=np.int64)
         if method == METHOD_TRADE_SHUFFLE:

@@ -138,6 +138,7 @@ def first_jobs(
     requests = job_requests(minute_symbol)
     for request in requests:
         run(request)
+    stress_parts = run_stress_parts(settings, user, requests[0])
     after = kernel_specialisations()
     added = {
         name: sorted(signatures - before.get(name, set()))
@@ -148,5 +149,50 @@ def first_jobs(
         "warm_up_seconds": warm_up_seconds,
         "first_job_seconds": first_job_seconds,
         "jobs": len(requests) + 1,
+        "stress_parts": stress_parts,
         "added_specialisations": added,
     }
+
+
+def run_stress_parts(settings: Any, user: uuid.UUID, request: JobRequest) -> int:
+    """Every stress method's parts over one job's bars, as the CPU worker's pool runs them."""
+    from packages.domain.backtest.pipeline import Backtester
+    from packages.domain.stress import crisis, methods, optimisation, sensitivity, walk_forward
+    from packages.domain.stress.monte_carlo import METHODS, MonteCarloSpec
+
+    inputs = job_inputs(settings, user, request)
+    context = methods.StressContext(
+        Backtester(inputs.strategy, inputs.bars, inputs.assumptions),
+        inputs.first_row,
+        inputs.bars.n_bars,
+        threads=1,
+    )
+    parts = 0
+    for method in METHODS:
+        spec = MonteCarloSpec(method=method, trials=50, seed=1)  # type: ignore[arg-type]
+        for part in methods.monte_carlo_plan(context, spec, chunk_size=25):
+            methods.monte_carlo_part(context, spec, part)
+            parts += 1
+    scan = sensitivity.SensitivitySpec(steps=1)
+    for part in methods.sensitivity_plan(context, scan, chunk_size=5):
+        methods.sensitivity_part(context, part)
+        parts += 1
+    pointer = next(iter(context.space.parameters))
+    value = context.space.parameters[pointer].value
+    search = optimisation.OptimisationSpec(
+        method="grid",
+        dimensions=(optimisation.Dimension(pointer, value, value + 2, 1),),
+        objectives=(optimisation.Objective("sharpe"),),
+    )
+    for part in methods.optimisation_plan(context, search, chunk_size=2):
+        methods.optimisation_part(context, search, part)
+        parts += 1
+    for part in methods.walk_forward_plan(
+        context, walk_forward.WalkForwardSpec(optimisation=search, folds=2)
+    ):
+        methods.walk_forward_part(context, walk_forward.WalkForwardSpec(optimisation=search, folds=2), part)
+        parts += 1
+    for part in methods.crisis_plan(crisis.windows_for(inputs.strategy.market)):
+        methods.crisis_part(context, part, crisis.Thresholds())
+        parts += 1
+    return parts

@@ -48,6 +48,6 @@ def test_a_fresh_worker_runs_its_first_backtests_without_compiling(
     assert any(empty_cache.rglob("*.nbi")), "numba wrote no cache index"
     # No job of any kind needed a kernel signature the warm-up had not compiled ...
     assert report["added_specialisations"] == {}, report["added_specialisations"]
-    assert report["jobs"] > 40
+    assert report["jobs"] > 40 and report["stress_parts"] > 10  # stress parts run on the same pool
     # ... so the first backtest takes milliseconds, not the ~20 s numba needs to compile the engine.
     assert report["first_job_seconds"] < 2.0, report
