@@ -11,6 +11,8 @@
     minsy market-data ensure|status|import FILE ...
                               load the market-data archives, show their state, import a CSV/Parquet file
     minsy probe URL           exit 0 when URL answers (used by container health checks)
+    minsy trading kill-switch --global on|off|status [--reason ...] [--flatten]
+                              the operators' global kill switch for every paper deployment
 
 This launcher never imports an app: services run as subprocesses (``python -m uvicorn|celery``, the same
 interpreter and virtualenv) addressed by module path. Each child gets DATABASE_URL, REDIS_URL and
@@ -822,6 +824,70 @@ def _market_data(args: argparse.Namespace) -> int:
     as_json = getattr(args, "json", False) or args.action == "ensure"
     print(json.dumps(result, indent=2) if as_json else "\n".join(_render(result)))
     return code
+
+
+# ==================================================================================================
+# Trading: the operator's global kill switch (run here, against the resolved servers)
+# ==================================================================================================
+def _trading_arguments(parser: argparse.ArgumentParser) -> None:
+    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+    switch = actions.add_parser(
+        "kill-switch",
+        help="the global kill switch: no deployment of anyone places a new order while it is on",
+        description=(
+            "Operators only (the API has no admin role and answers 403 to a user asking for the global "
+            "scope). 'on' takes effect at every deployment's next cycle; --flatten also closes every "
+            "position. 'off' clears it; 'status' shows it."
+        ),
+    )
+    switch.add_argument("--global", dest="state", choices=("on", "off", "status"), required=True)
+    switch.add_argument("--reason", help="why (required with on; recorded and shown to users)")
+    switch.add_argument("--flatten", action="store_true", help="with on: close every position too")
+    switch.add_argument(
+        "--operator", help="who is switching (recorded as operator:<name>; default: the login name)"
+    )
+
+
+@command("trading", "paper trading operations: `kill-switch --global on|off|status`", _trading_arguments)
+def _trading(args: argparse.Namespace) -> int:
+    import asyncio
+    import getpass
+
+    from packages.core.resources import Resources
+    from packages.core.trading import kill_switch
+
+    if args.state == "on" and not args.reason:
+        print("minsy trading kill-switch: --reason is required with --global on", file=sys.stderr)
+        return 2
+    operator = f"operator:{args.operator or getpass.getuser()}"
+    prefixer = _prefixer()
+    infra = resolve_infrastructure(load_settings(), prefixer)
+    os.environ.update(DATABASE_URL=infra.postgres.url, REDIS_URL=infra.redis.url)
+    settings = load_settings()
+
+    async def run() -> dict[str, Any]:
+        resources = Resources.open(settings, pooled=False)
+        try:
+            async with resources.unit_of_work() as uow:
+                if args.state == "on":
+                    switch, created = await kill_switch.set_global(
+                        uow, operator, args.reason, flatten=args.flatten
+                    )
+                    return {"set": created, "in_force": [switch.model_dump(mode="json")]}
+                if args.state == "off":
+                    cleared = await kill_switch.clear_global(uow, operator, args.reason)
+                    return {"cleared": [s.model_dump(mode="json") for s in cleared], "in_force": []}
+                in_force = await kill_switch.global_switches(uow)
+                return {"in_force": [s.model_dump(mode="json") for s in in_force]}
+        finally:
+            await resources.close()
+
+    try:
+        result = asyncio.run(run())
+    finally:
+        infra.release(prefixer)
+    print(json.dumps(result, indent=2))
+    return 0
 
 
 # ==================================================================================================

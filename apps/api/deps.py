@@ -8,12 +8,12 @@ from fastapi import Depends, Header, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from packages.core.auth.repository import UserRepository
-from packages.core.errors import Unauthorized
+from packages.core.errors import Forbidden, Unauthorized
 from packages.core.principal import Principal
 from packages.core.resources import Resources
 from packages.core.uow import UnitOfWork
 from packages.infra.observability.logging import user_id_var
-from packages.infra.security.tokens import InvalidToken, decode_access_token
+from packages.infra.security.tokens import InvalidToken, decode_access_token, decode_mcp_token
 
 _bearer = HTTPBearer(auto_error=False, description="Access token from /api/v1/auth/login")
 
@@ -55,9 +55,32 @@ async def get_principal(
     return Principal(user_id=user.id)
 
 
+async def get_user_principal(
+    resources: Annotated[Resources, Depends(get_resources)],
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    """The signed-in user, for what only a person may do (confirm a money-moving action): an MCP
+    token (what a model holds) is refused outright with 403, not just as an invalid access token."""
+    if credentials is not None:
+        auth = resources.settings.auth
+        try:
+            decode_mcp_token(
+                credentials.credentials, secret=auth.mcp_token_secret.get_secret_value(), issuer=auth.issuer
+            )
+        except InvalidToken:
+            pass
+        else:
+            raise Forbidden(
+                "An MCP token cannot confirm actions: the user confirms in the app, signed in with their own "
+                "API access token."
+            )
+    return await get_principal(resources, credentials)
+
+
 ResourcesDep = Annotated[Resources, Depends(get_resources)]
 UowDep = Annotated[UnitOfWork, Depends(get_uow)]
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
+UserPrincipalDep = Annotated[Principal, Depends(get_user_principal)]
 
 
 def idempotency_header(description: str) -> Any:

@@ -13,6 +13,10 @@ from apps.api.errors import install_problem_handlers
 from apps.api.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
 from apps.api.routes.auth import router as auth_router
 from apps.api.routes.backtests import router as backtests_router
+from apps.api.routes.broker_accounts import router as broker_accounts_router
+from apps.api.routes.confirmations import router as confirmations_router
+from apps.api.routes.deployments import router as deployments_router
+from apps.api.routes.kill_switch import router as kill_switch_router
 from apps.api.routes.market_data import router as market_data_router
 from apps.api.routes.market_data import udf_router as market_data_udf_router
 from apps.api.routes.strategies import router as strategies_router
@@ -68,6 +72,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     v1.include_router(strategies_router)
     v1.include_router(backtests_router)
     v1.include_router(stress_router)
+    v1.include_router(broker_accounts_router)
+    v1.include_router(deployments_router)
+    v1.include_router(kill_switch_router)
+    v1.include_router(confirmations_router)
     app.include_router(v1)
 
     @app.get("/metrics", include_in_schema=False)

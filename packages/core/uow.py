@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from packages.core.events.outbox import OutboxRelay, task_message
+from packages.core.events.outbox import OutboxRelay, event_message, task_message
 from packages.infra.db.models import OutboxMessage
 
 
@@ -27,6 +27,12 @@ class UnitOfWork:
     def enqueue(self, task_name: str, *args: Any, **kwargs: Any) -> None:
         """Send a Celery task once this transaction has committed (stored in the outbox with it)."""
         message = task_message(task_name, args, kwargs)
+        self.session.add(message)
+        self._outbox.append(message)
+
+    def publish_event(self, channel: str, body: dict[str, Any]) -> None:
+        """Publish ``body`` on the Redis pub/sub ``channel`` once this transaction has committed."""
+        message = event_message(channel, body)
         self.session.add(message)
         self._outbox.append(message)
 

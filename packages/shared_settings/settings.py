@@ -228,6 +228,28 @@ class StressSettings(_Group):
     points_per_part: int = Field(default=25, ge=1, alias="STRESS_POINTS_PER_PART")
 
 
+class TradingSettings(_Group):
+    """Paper trading: confirmations of money-moving actions, per-user caps, the live event stream."""
+
+    # A confirmation token (preview of a money-moving action) can be used this long, once.
+    confirmation_ttl_s: int = Field(default=600, ge=10, le=7 * 24 * 3600, alias="TRADING_CONFIRMATION_TTL_S")
+    # Unused, unexpired confirmations one user may hold; more answers 429 with Retry-After.
+    max_pending_confirmations_per_user: int = Field(
+        default=50, ge=1, alias="TRADING_MAX_PENDING_CONFIRMATIONS_PER_USER"
+    )
+    max_accounts_per_user: int = Field(default=20, ge=1, alias="TRADING_MAX_ACCOUNTS_PER_USER")
+    # Deployments that are not stopped, per user (a stopped one keeps its history and counts no more).
+    max_deployments_per_user: int = Field(default=20, ge=1, alias="TRADING_MAX_DEPLOYMENTS_PER_USER")
+    # Replay clock: simulated seconds per wall second, at most (86,400: a day of bars per second).
+    max_replay_speed: float = Field(default=86_400.0, ge=1, alias="TRADING_MAX_REPLAY_SPEED")
+    # The SSE stream writes a comment this often when no event comes, so proxies keep it open; at
+    # the same beat it looks in the database for events whose publication is late.
+    stream_heartbeat_s: float = Field(default=15.0, gt=0, le=300, alias="TRADING_STREAM_HEARTBEAT_S")
+    # Events a stream reads from the database per query while it catches up (its replay buffer).
+    stream_buffer_events: int = Field(default=500, ge=1, le=10_000, alias="TRADING_STREAM_BUFFER_EVENTS")
+    pnl_chart_points: int = Field(default=1000, ge=10, le=20_000, alias="TRADING_PNL_CHART_POINTS")
+
+
 class ProviderSettings(_Group):
     alpaca_api_key: SecretStr | None = Field(default=None, alias="ALPACA_API_KEY")
     alpaca_api_secret: SecretStr | None = Field(default=None, alias="ALPACA_API_SECRET")
@@ -320,6 +342,7 @@ _GROUPS: dict[str, type[_Group]] = {
     "backtests": BacktestSettings,
     "stress": StressSettings,
     "strategies": StrategySettings,
+    "trading": TradingSettings,
     "openai": OpenAISettings,
     "providers": ProviderSettings,
     "market_data": MarketDataSettings,
@@ -362,6 +385,7 @@ class Settings:
     backtests: BacktestSettings
     stress: StressSettings
     strategies: StrategySettings
+    trading: TradingSettings
     openai: OpenAISettings
     providers: ProviderSettings
     market_data: MarketDataSettings

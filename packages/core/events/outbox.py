@@ -1,7 +1,7 @@
 """The transactional outbox: what a transaction announces is stored with it, then published.
 
-A unit of work writes each message (a Celery task to send now; events from later features) as a
-row of ``outbox_messages`` in its own transaction, so the message exists exactly when the state it
+A unit of work writes each message (a Celery task to send now, or an event for a Redis pub/sub
+channel, such as a deployment's live view) as a row of ``outbox_messages`` in its own transaction, so the message exists exactly when the state it
 announces does. Publishing is at least once:
 
 - right after the commit, the unit of work publishes its own rows (the fast path: a job starts in
@@ -11,7 +11,8 @@ announces does. Publishing is at least once:
   backoff, so a POST that committed while Redis was down runs once Redis is back.
 
 A message may therefore be delivered twice (the fast path sent it but died before marking it, or
-a relay ran in between); every consumer is idempotent (jobs are claimed from their row).
+a relay ran in between), and events may arrive out of order; every consumer is idempotent (jobs
+are claimed from their row, events carry their sequence number).
 """
 
 from __future__ import annotations
@@ -39,6 +40,11 @@ class Publisher(Protocol):
 
 def task_message(task_name: str, args: Sequence[Any], kwargs: dict[str, Any]) -> OutboxMessage:
     return OutboxMessage(kind="task", name=task_name, payload={"args": list(args), "kwargs": kwargs})
+
+
+def event_message(channel: str, body: dict[str, Any]) -> OutboxMessage:
+    """An event for the Redis pub/sub ``channel``; ``body`` is published as its JSON."""
+    return OutboxMessage(kind="event", name=channel, payload=body)
 
 
 @dataclass(frozen=True)

@@ -68,6 +68,13 @@ class BrokerAccount(UUIDPrimaryKey, Timestamps, Base):
             unique=True,
             postgresql_where=text("is_default"),
         ),
+        Index(
+            "uq_broker_accounts_user_id_idempotency_key",
+            "user_id",
+            "idempotency_key",
+            unique=True,
+            postgresql_where=text("idempotency_key IS NOT NULL"),
+        ),
     )
 
     user_id: Mapped[uuid.UUID] = _owner()
@@ -82,6 +89,9 @@ class BrokerAccount(UUIDPrimaryKey, Timestamps, Base):
     credentials_encrypted: Mapped[bytes | None] = mapped_column(LargeBinary)
     # Cost model per asset class (fee/slippage/spread, as the backtest's assumptions name them).
     config: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False, default=dict, server_default="{}")
+    # A create request's Idempotency-Key and the SHA-256 of its body: a retry returns this account.
+    idempotency_key: Mapped[str | None] = mapped_column(String(200))
+    request_hash: Mapped[str | None] = mapped_column(String(64))
 
 
 class LedgerEntry(Base):
@@ -331,7 +341,17 @@ class Confirmation(UUIDPrimaryKey, Base):
     """A money-moving action waiting for its user: the exact action (hashed), a single-use token."""
 
     __tablename__ = "confirmations"
-    __table_args__ = (UniqueConstraint("token_hash"),)
+    __table_args__ = (
+        UniqueConstraint("token_hash"),
+        Index(
+            "uq_confirmations_user_id_action_idempotency_key",
+            "user_id",
+            "action",
+            "idempotency_key",
+            unique=True,
+            postgresql_where=text("idempotency_key IS NOT NULL"),
+        ),
+    )
 
     user_id: Mapped[uuid.UUID] = _owner()
     token_hash: Mapped[str] = mapped_column(String(64), nullable=False)
@@ -346,7 +366,44 @@ class Confirmation(UUIDPrimaryKey, Base):
     result: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The requester's Idempotency-Key: a retry gets this confirmation back (with a fresh token).
+    idempotency_key: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime] = _created()
+
+
+class ManualAction(UUIDPrimaryKey, Base):
+    """A manual order intent (open, close, reduce, flatten, cancel an order), stored at once and
+    carried out by the deployment's next cycle through the same risk gate as its own orders."""
+
+    __tablename__ = "manual_actions"
+    __table_args__ = (
+        CheckConstraint("action IN ('open', 'close', 'reduce', 'flatten', 'cancel_order')", name="action"),
+        CheckConstraint("status IN ('pending', 'done', 'rejected', 'canceled')", name="status"),
+        Index(
+            "ix_manual_actions_pending",
+            "deployment_id",
+            "created_at",
+            postgresql_where=text("status = 'pending'"),
+        ),
+    )
+
+    user_id: Mapped[uuid.UUID] = _owner()
+    deployment_id: Mapped[uuid.UUID] = _deployment()
+    action: Mapped[str] = mapped_column(String(16), nullable=False)
+    # symbol, side, quantity or notional, order_type, limit_price, fraction, order_id: what the action names.
+    params: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False, default=dict, server_default="{}")
+    status: Mapped[str] = mapped_column(
+        String(16), nullable=False, default="pending", server_default="pending"
+    )
+    actor: Mapped[str] = mapped_column(String(16), nullable=False)  # user, model
+    reason: Mapped[str] = mapped_column(String(500), nullable=False)
+    confirmation_id: Mapped[uuid.UUID | None] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("confirmations.id", ondelete="SET NULL")
+    )
+    # What the cycle did with it: orders submitted, the risk decision, or why it was canceled.
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    created_at: Mapped[datetime] = _created()
+    processed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class DeploymentEvent(Base):
