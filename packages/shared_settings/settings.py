@@ -212,6 +212,84 @@ class OpenAISettings(_Group):
     model: str = Field(default="gpt-5.2", alias="OPENAI_RESPONSE_MODEL")
 
 
+class ChatPhaseModel(BaseModel):
+    """What one conversation phase asks of the model (None: the provider's default)."""
+
+    model: str | None = None
+    reasoning_effort: Literal["none", "minimal", "low", "medium", "high"] | None = None
+    max_output_tokens: int | None = Field(default=None, ge=16, le=128_000)
+
+
+class ChatPrice(BaseModel):
+    """US dollars per million tokens."""
+
+    input: float = Field(ge=0)
+    output: float = Field(ge=0)
+    cached_input: float | None = Field(default=None, ge=0)
+
+
+class ChatSettings(_Group):
+    """The conversation: which model answers, how tools reach it, limits, grounding, replay buffers."""
+
+    # auto: OpenAI when OPENAI_API_KEY is set, else the offline agent (no network at all).
+    provider: Literal["auto", "offline", "openai", "openai_compatible"] = Field(
+        default="auto", alias="CHAT_PROVIDER"
+    )
+    # bridged: the orchestrator calls our MCP servers and offers their tools as functions (no public
+    # URL needed); hosted: the model provider calls MCP_SERVER_URL_* itself with a per-session token.
+    tool_mode: Literal["bridged", "hosted"] = Field(default="bridged", alias="CHAT_TOOL_MODE")
+    # Any OpenAI-compatible server (a local model server...): base URL, model, key, API style.
+    compatible_base_url: str | None = Field(default=None, alias="CHAT_COMPATIBLE_BASE_URL")
+    compatible_model: str | None = Field(default=None, alias="CHAT_COMPATIBLE_MODEL")
+    compatible_api_key: SecretStr | None = Field(default=None, alias="CHAT_COMPATIBLE_API_KEY")
+    compatible_api: Literal["responses", "chat_completions"] = Field(
+        default="chat_completions", alias="CHAT_COMPATIBLE_API"
+    )
+    # Per phase: {"strategy": {"model": "...", "reasoning_effort": "medium", "max_output_tokens": 4000}}.
+    phase_models: dict[str, ChatPhaseModel] = Field(default_factory=dict, alias="CHAT_PHASE_MODELS")
+    # {"model name": {"input": 1.25, "output": 10.0, "cached_input": 0.125}} (USD per 1M tokens);
+    # a model without a price reports its tokens and a null cost.
+    pricing: dict[str, ChatPrice] = Field(default_factory=dict, alias="CHAT_PRICING")
+    # Attempts at a model call that failed before its first event (then the error is reported).
+    model_attempts: int = Field(default=3, ge=1, le=10, alias="CHAT_MODEL_ATTEMPTS")
+    first_event_timeout_s: float = Field(default=60.0, gt=0, alias="CHAT_FIRST_EVENT_TIMEOUT_S")
+    # A whole turn (every model call and tool call) ends by then, reported as an error.
+    turn_timeout_s: float = Field(default=300.0, gt=0, alias="CHAT_TURN_TIMEOUT_S")
+    max_tool_calls: int = Field(default=24, ge=1, le=200, alias="CHAT_MAX_TOOL_CALLS")
+    # Automatic revision rounds of a strategy draft (validate failed -> revise) within one turn.
+    max_revision_rounds: int = Field(default=3, ge=0, le=10, alias="CHAT_MAX_REVISION_ROUNDS")
+    # Longest wait_for_job may wait for a backtest or stress test.
+    job_wait_s: float = Field(default=120.0, gt=0, le=1800, alias="CHAT_JOB_WAIT_S")
+    history_messages: int = Field(default=8, ge=0, le=100, alias="CHAT_HISTORY_MESSAGES")
+    tool_output_chars: int = Field(default=12_000, ge=500, alias="CHAT_TOOL_OUTPUT_CHARS")
+    # mark: a reply stating a figure no tool produced is flagged in `done`; withhold: it is not shown.
+    grounding: Literal["mark", "withhold"] = Field(default="mark", alias="CHAT_GROUNDING")
+    turns_per_minute: int = Field(default=20, ge=1, alias="CHAT_TURNS_PER_MINUTE")
+    daily_token_budget: int = Field(default=2_000_000, ge=1, alias="CHAT_DAILY_TOKEN_BUDGET")
+    # Events of a turn stay in Redis this long for reconnecting clients (then the stored copy serves).
+    event_ttl_s: int = Field(default=3600, ge=10, alias="CHAT_EVENT_TTL_S")
+    heartbeat_s: float = Field(default=10.0, gt=0, le=300, alias="CHAT_HEARTBEAT_S")
+    # Prompts and model replies are not logged unless this is on (tokens and secrets never are).
+    log_prompts: bool = Field(default=False, alias="CHAT_LOG_PROMPTS")
+    mcp_token_minutes: int = Field(default=30, ge=1, le=24 * 60, alias="CHAT_MCP_TOKEN_MINUTES")
+    # Hosted-MCP mode: where the model provider reaches each domain (the seed's names), per profile.
+    mcp_server_url_strategy_dev: str | None = Field(default=None, alias="MCP_SERVER_URL_STRATEGY_DEV")
+    mcp_server_url_backtest_dev: str | None = Field(default=None, alias="MCP_SERVER_URL_BACKTEST_DEV")
+    mcp_server_url_market_dev: str | None = Field(default=None, alias="MCP_SERVER_URL_MARKET_DEV")
+    mcp_server_url_stress_dev: str | None = Field(default=None, alias="MCP_SERVER_URL_STRESS_DEV")
+    mcp_server_url_trading_dev: str | None = Field(default=None, alias="MCP_SERVER_URL_TRADING_DEV")
+    mcp_server_url_strategy_prod: str | None = Field(default=None, alias="MCP_SERVER_URL_STRATEGY_PROD")
+    mcp_server_url_backtest_prod: str | None = Field(default=None, alias="MCP_SERVER_URL_BACKTEST_PROD")
+    mcp_server_url_market_prod: str | None = Field(default=None, alias="MCP_SERVER_URL_MARKET_PROD")
+    mcp_server_url_stress_prod: str | None = Field(default=None, alias="MCP_SERVER_URL_STRESS_PROD")
+    mcp_server_url_trading_prod: str | None = Field(default=None, alias="MCP_SERVER_URL_TRADING_PROD")
+
+    def hosted_mcp_url(self, domain: str, profile: str) -> str | None:
+        """The URL the model provider calls for ``domain`` in hosted-MCP mode (None: not set)."""
+        value = getattr(self, f"mcp_server_url_{domain}_{profile}", None)
+        return str(value) if value else None
+
+
 class StressSettings(_Group):
     """Per-user caps on stress tests and how finely their jobs are cut into parts."""
 
@@ -224,7 +302,7 @@ class StressSettings(_Group):
     max_folds: int = Field(default=20, ge=2, alias="STRESS_MAX_FOLDS")
     max_windows: int = Field(default=40, ge=1, alias="STRESS_MAX_WINDOWS")  # crisis windows, named + custom
     # Work per part: parts run side by side on every CPU worker process.
-    trials_per_part: int = Field(default=250, ge=1, alias="STRESS_TRIALS_PER_PART")
+    trials_per_part: int = Field(default=2_500, ge=1, alias="STRESS_TRIALS_PER_PART")
     points_per_part: int = Field(default=25, ge=1, alias="STRESS_POINTS_PER_PART")
 
 
@@ -248,6 +326,21 @@ class TradingSettings(_Group):
     # Events a stream reads from the database per query while it catches up (its replay buffer).
     stream_buffer_events: int = Field(default=500, ge=1, le=10_000, alias="TRADING_STREAM_BUFFER_EVENTS")
     pnl_chart_points: int = Field(default=1000, ge=10, le=20_000, alias="TRADING_PNL_CHART_POINTS")
+    # The runtime (packages/core/trading/scheduler.py): beat's tick finds the bars that closed and
+    # sends each deployment one cycle task for at most this many of them (the catch-up rate).
+    tick_interval_s: float = Field(default=1.0, gt=0, le=60, alias="TRADING_TICK_INTERVAL_S")
+    max_bars_per_tick: int = Field(default=20, ge=1, le=10_000, alias="TRADING_MAX_BARS_PER_TICK")
+    # A cycle task holds its deployment's Redis lease this long (renewed after every bar): a worker
+    # killed mid-cycle blocks its deployment at most this long. A task finding the lease held retries
+    # after lease_retry_s.
+    cycle_lease_s: float = Field(default=15.0, gt=0, le=3600, alias="TRADING_CYCLE_LEASE_S")
+    lease_retry_s: float = Field(default=1.0, gt=0, le=60, alias="TRADING_LEASE_RETRY_S")
+    # How often a worker looks again which dataset serves a deployment's symbol (a new import, a
+    # deleted one); bars of an unchanged dataset stay in its memory.
+    data_revalidate_s: float = Field(default=5.0, gt=0, le=3600, alias="TRADING_DATA_REVALIDATE_S")
+    # Bars x symbols one cycle may evaluate (its window); readiness refuses a deployment above it
+    # (e.g. a daily indicator on 1-minute bars would read months of minutes every minute).
+    max_window_cells: int = Field(default=250_000, ge=100, alias="TRADING_MAX_WINDOW_CELLS")
 
 
 class ProviderSettings(_Group):
@@ -344,6 +437,7 @@ _GROUPS: dict[str, type[_Group]] = {
     "strategies": StrategySettings,
     "trading": TradingSettings,
     "openai": OpenAISettings,
+    "chat": ChatSettings,
     "providers": ProviderSettings,
     "market_data": MarketDataSettings,
 }
@@ -387,6 +481,7 @@ class Settings:
     strategies: StrategySettings
     trading: TradingSettings
     openai: OpenAISettings
+    chat: ChatSettings
     providers: ProviderSettings
     market_data: MarketDataSettings
 

@@ -295,7 +295,8 @@ def _warm_up_stress(inputs: BacktestInputs) -> None:
     context = StressContext(
         Backtester(inputs.strategy, inputs.bars, inputs.assumptions), inputs.first_row, inputs.bars.n_bars
     )
-    spec = MonteCarloSpec(method="block_bootstrap", trials=20, seed=0, block_length=5)
+    # No block length: the automatic choice imports arch (seconds) here, before the pool forks.
+    spec = MonteCarloSpec(method="block_bootstrap", trials=20, seed=0)
     for part in monte_carlo_plan(context, spec, chunk_size=20):
         monte_carlo_part(context, spec, part)
     context.sweep_metrics([{}, {}], context.first_row, context.stop_row)

@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import partial
@@ -254,6 +255,11 @@ def bars_rows(bars: UniverseBars, rows: slice) -> UniverseBars:
     )
 
 
+# Plans over all the bars a backtester keeps for the parameter sets it saw last (about 1 MB each
+# on 100,000 bars).
+PLANS_KEPT = 256
+
+
 class Backtester:
     """One strategy over one set of bars (warm-up history included), compiled once.
 
@@ -280,6 +286,9 @@ class Backtester:
             ) from exc
         self.assumptions = assumptions or ExecutionAssumptions()
         self._cache = SeriesCache()
+        self._plans: OrderedDict[tuple[tuple[str, float], ...], tuple[CompiledStrategy, StrategyPlan]] = (
+            OrderedDict()
+        )
 
     def range_rows(
         self, first_row: int = 0, stop_row: int | None = None, *, max_cells: int | None = None
@@ -313,10 +322,25 @@ class Backtester:
         return slice(first_row, stop)
 
     def _with(self, parameters: Mapping[str, float] | None) -> CompiledStrategy:
-        return self.strategy.with_parameters(parameters) if parameters else self.strategy
+        return self._planned(parameters)[0]
 
-    def _plan(self, strategy: CompiledStrategy, rows: slice) -> StrategyPlan:
-        return plan_rows(strategy.build_plan(self.bars, cache=self._cache), rows)
+    def _plan(self, parameters: Mapping[str, float] | None, rows: slice) -> StrategyPlan:
+        return plan_rows(self._planned(parameters)[1], rows)
+
+    def _planned(self, parameters: Mapping[str, float] | None) -> tuple[CompiledStrategy, StrategyPlan]:
+        """The strategy with ``parameters`` set and its plan over all the bars, kept for the most
+        recent parameter sets: walk-forward folds and repeated scans ask for the same ones again."""
+        key = tuple(sorted((parameters or {}).items()))
+        found = self._plans.get(key)
+        if found is None:
+            strategy = self.strategy.with_parameters(parameters) if parameters else self.strategy
+            found = (strategy, strategy.build_plan(self.bars, cache=self._cache))
+            self._plans[key] = found
+            if len(self._plans) > PLANS_KEPT:
+                self._plans.popitem(last=False)
+        else:
+            self._plans.move_to_end(key)
+        return found
 
     def run(
         self,
@@ -343,7 +367,7 @@ class Backtester:
             )
         strategy = self._with(parameters)
         report(0.125, "computing indicators")
-        plan = self._plan(strategy, rows)
+        plan = self._plan(parameters, rows)
         if should_cancel is not None and should_cancel():
             raise BacktestCancelled("backtest cancelled")
         bars = bars_rows(self.bars, rows)
@@ -389,9 +413,7 @@ class Backtester:
 
         def batches() -> Iterator[list[StrategyPlan]]:
             for start in range(0, len(sets), plans_per_call):
-                yield [
-                    self._plan(self._with(values), rows) for values in sets[start : start + plans_per_call]
-                ]
+                yield [self._plan(values, rows) for values in sets[start : start + plans_per_call]]
 
         return run_sweep_batches(
             batches(),
