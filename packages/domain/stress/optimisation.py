@@ -146,7 +146,7 @@ def _values(space: ParameterSpace, dimension: Dimension, points: int) -> list[fl
     if integer:
         # Whole numbers inside [low, high], as random and tpe draw them.
         lowest, highest = math.ceil(dimension.low), math.floor(dimension.high)
-        return sorted({float(min(max(round(v), lowest), highest)) for v in raw})
+        return sorted({min(max(round(v), lowest), highest) for v in raw})
     return sorted({round(float(v), 12) for v in raw})
 
 
@@ -172,12 +172,12 @@ def candidates(space: ParameterSpace, spec: OptimisationSpec) -> list[dict[str, 
         ]
     if spec.method == "random":
         rng = np.random.default_rng(spec.seed)
-        rows = []
+        rows: list[dict[str, float]] = []
         for _ in range(spec.budget):
-            row = {}
+            row: dict[str, float] = {}
             for dimension in spec.dimensions:
                 if space.parameters[dimension.pointer].value_type == "int":
-                    row[dimension.pointer] = float(
+                    row[dimension.pointer] = int(
                         rng.integers(math.ceil(dimension.low), math.floor(dimension.high) + 1)
                     )
                 else:
@@ -208,10 +208,8 @@ def run_tpe(
             values: dict[str, float] = {}
             for dimension in spec.dimensions:
                 if space.parameters[dimension.pointer].value_type == "int":
-                    values[dimension.pointer] = float(
-                        trial.suggest_int(
-                            dimension.pointer, math.ceil(dimension.low), math.floor(dimension.high)
-                        )
+                    values[dimension.pointer] = trial.suggest_int(
+                        dimension.pointer, math.ceil(dimension.low), math.floor(dimension.high)
                     )
                 else:
                     values[dimension.pointer] = trial.suggest_float(

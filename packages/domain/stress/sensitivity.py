@@ -70,10 +70,10 @@ def _moved_values(parameter: TunableParameter, span: float, steps: int) -> list[
     for k in range(-steps, steps + 1):
         if k == 0:
             continue
-        value = base + unit * span * k / steps
+        value = min(max(base + unit * span * k / steps, parameter.minimum), parameter.maximum)
         if parameter.value_type == "int":
-            value = float(round(value))
-        value = min(max(value, parameter.minimum), parameter.maximum)
+            # Whole numbers stay whole (and JSON integers) wherever they are reported.
+            value = round(value)
         if (parameter.exclusive_minimum and value <= parameter.minimum) or (
             parameter.exclusive_maximum and value >= parameter.maximum
         ):
